@@ -1,0 +1,121 @@
+"""python -m train NAME --data DIR [--device cpu|cuda] [--epochs N] [--resume]
+
+Trains a zoo entry from its recipe, evaluates it on the recipe's test split, and writes a Hub-ready
+folder (model.safetensors + config.json + README.md card + metrics) that `python -m zoo push` publishes.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import shlex
+import sys
+from pathlib import Path
+
+import torch
+
+from zoo.schemes import get_scheme
+
+from .loop import Trainer, load_train_data
+from .recipes import SCRATCH_NOTE, get_recipe
+
+log = logging.getLogger("train")
+
+
+def load_teacher(name_or_folder: str, device: str):
+    import zoo
+
+    lm = zoo.load_folder(name_or_folder) if Path(name_or_folder).is_dir() else zoo.load(name_or_folder)
+    teacher = lm.model.to(device).eval()
+    for p in teacher.parameters():
+        p.requires_grad_(False)
+    return teacher
+
+
+def recipe_text(trainer: Trainer) -> str:
+    r, t = trainer.recipe, trainer.config()["training"]
+    lines = ["## Training", "",
+             f"- Recipe `{r.name}` (train/recipes.py): {r.epochs} epochs, batch {r.batch_size}, {r.optimizer} "
+             f"lr {r.lr}, weight decay {r.weight_decay}, {r.schedule} schedule, pretrained={r.pretrained}.",
+             f"- Augmentation: {r.augment}.",
+             f"- Data: {t['data']}.",
+             f"- Hardware: {t['hardware']}; bf16 autocast {t['bf16']}; wall time {t['wall_time_s'] / 60:.1f} min; "
+             f"median {t['images_per_s']} images/s; final loss {t['final_loss']}."]
+    if not r.pretrained:
+        lines.append(f"- {SCRATCH_NOTE}")
+    if r.teacher:
+        lines.append(f"- Distillation from `{r.teacher}`: feature-aligned weight {r.fa_weight}, "
+                     f"feature-similarity weight {r.fs_weight}.")
+    return "\n".join(lines) + "\n"
+
+
+def finish(trainer: Trainer, out: Path, data_dir: Path, evaluate: bool, command: str) -> Path:
+    """Hub-ready folder in out/final: weights, config, card with measured metrics, CED plot, per-image CSV."""
+    from zoo.hub import render_card, save_folder
+
+    final = out / "final"
+    config = trainer.config()
+    state = {k: v.detach().cpu() for k, v in trainer.model.state_dict().items()}
+    save_folder(final, state, config, render_card(config, None, recipe_text(trainer)))
+    metrics = None
+    if evaluate:
+        from .evaluate import evaluate_folder
+        metrics = evaluate_folder(final, data_dir, trainer.recipe.dataset, trainer.recipe.test_split, final)
+        save_folder(final, state, config, render_card(config, metrics, recipe_text(trainer)))
+    (final / "train_command.txt").write_text(command + "\n")
+    log.info("Hub-ready folder: %s%s", final, f" (NME {metrics['nme']:.4f})" if metrics else "")
+    return final
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m train", description=__doc__.splitlines()[0])
+    p.add_argument("name", help="zoo entry to train, e.g. pipnet_r18_300w")
+    p.add_argument("--data", type=Path, required=True, help="dataset root in its authors' layout")
+    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    p.add_argument("--epochs", type=int, help="override the recipe's epochs (the schedule follows)")
+    p.add_argument("--batch-size", type=int)
+    p.add_argument("--lr", type=float)
+    p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
+    p.add_argument("--out", type=Path, help="run folder (default runs/NAME)")
+    p.add_argument("--limit", type=int, help="use only the first N training faces (smoke tests)")
+    p.add_argument("--pretrained", type=Path, help="torchvision ImageNet checkpoint file for the backbone")
+    p.add_argument("--no-pretrained", action="store_true", help="train from scratch")
+    p.add_argument("--teacher", help="MobileFAN: teacher zoo entry or folder (default: the recipe's)")
+    p.add_argument("--no-distill", action="store_true", help="MobileFAN without distillation (ablation)")
+    p.add_argument("--fa-weight", type=float)
+    p.add_argument("--fs-weight", type=float)
+    p.add_argument("--no-bf16", action="store_true")
+    p.add_argument("--threads", type=int)
+    p.add_argument("--no-eval", action="store_true", help="skip evaluation on the test split")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    a = p.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    if a.threads:
+        torch.set_num_threads(a.threads)
+    over = dict(epochs=a.epochs, batch_size=a.batch_size, lr=a.lr, fa_weight=a.fa_weight, fs_weight=a.fs_weight)
+    if a.no_pretrained:
+        over["pretrained"] = False
+    if a.no_distill:
+        over.update(teacher=None, fa_weight=0.0, fs_weight=0.0)
+    recipe = get_recipe(a.name, **over)
+    if a.teacher:
+        recipe = get_recipe(a.name, **{**over, "teacher": a.teacher})
+    out = a.out or Path("runs") / a.name
+    data = load_train_data(recipe, a.data, 256, 1.1, a.limit, progress=not a.quiet)
+    teacher = load_teacher(recipe.teacher, a.device) if recipe.teacher and (recipe.fa_weight or recipe.fs_weight) else None
+    trainer = Trainer(recipe, data, out, a.device, bf16=not a.no_bf16, pretrained_path=a.pretrained, teacher=teacher)
+    if a.resume:
+        trainer.load_checkpoint()
+    elif trainer.ckpt_path.exists():
+        log.error("%s exists: pass --resume to continue it or --out for a new run", trainer.ckpt_path)
+        return 2
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "recipe.json").write_text(json.dumps(recipe.to_dict(), indent=1))
+    trainer.fit(progress=not a.quiet)
+    command = "python -m train " + " ".join(shlex.quote(x) for x in (argv if argv is not None else sys.argv[1:]))
+    finish(trainer, out, a.data, not a.no_eval, command)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,204 @@
+"""The training loop shared by every recipe: cached crops -> GPU/CPU batch augmentation -> model -> loss,
+a checkpoint every epoch (resumable), then a Hub-ready folder with the measured metrics."""
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import platform
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from zoo import registry
+from zoo.landmarker import normalise_tensor
+from zoo.nets import build_model
+from zoo.nets.backbones import find_imagenet_checkpoint, load_imagenet
+from zoo.schemes import get_scheme
+
+from .augment import augment_batch
+from .cache import cached_crops
+from .losses import FeatureAligner, feature_similarity_loss, heatmap_loss, pipnet_loss
+from .recipes import Recipe
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class TrainData:
+    images: torch.Tensor      # (M,3,S,S) uint8
+    landmarks: torch.Tensor   # (M,N,2) in [0,1]
+    n_images: int
+    source: str
+
+
+def load_train_data(recipe: Recipe, data_dir: Path, size: int, scale: float, limit: int | None = None,
+                    progress: bool = True) -> TrainData:
+    from .datasets import read_dataset
+
+    samples = read_dataset(recipe.dataset, Path(data_dir), recipe.train_split)
+    if limit:
+        samples = samples[:limit]
+    imgs, lms = cached_crops(samples, size, scale, f"{recipe.dataset}_{recipe.train_split}", progress=progress)
+    return TrainData(torch.from_numpy(imgs).permute(0, 3, 1, 2).contiguous(), torch.from_numpy(lms),
+                     len(samples), f"{recipe.dataset}/{recipe.train_split} ({len(samples)} faces) from {data_dir}")
+
+
+def hardware(device: str) -> str:
+    if device.startswith("cuda") and torch.cuda.is_available():
+        return torch.cuda.get_device_name(0)
+    return f"{platform.processor() or platform.machine()} CPU, {torch.get_num_threads()} threads"
+
+
+def make_model(recipe: Recipe, mean_face: np.ndarray, pretrained_path: Path | None = None) -> torch.nn.Module:
+    entry = registry.get(recipe.name)
+    model = build_model(entry.arch, get_scheme(entry.scheme).num_points, **dict(entry.arch_args))
+    if hasattr(model, "set_mean_face"):
+        model.set_mean_face(mean_face)          # from the training labels, stored in the weight file
+    if recipe.pretrained:
+        backbone = entry.arch_args.get("backbone", "mobilenet_v2")
+        load_imagenet(model.backbone, find_imagenet_checkpoint(backbone, pretrained_path))
+    return model
+
+
+def lr_lambda(recipe: Recipe, steps_per_epoch: int):
+    total = recipe.epochs * steps_per_epoch
+    warm = recipe.warmup_epochs * steps_per_epoch
+
+    def f(step: int) -> float:
+        if step < warm:
+            return (step + 1) / warm
+        if recipe.schedule == "cosine":
+            return 0.5 * (1 + math.cos(math.pi * min(1.0, (step - warm) / max(1, total - warm))))
+        return 0.1 ** sum(step >= m * steps_per_epoch for m in recipe.milestones)
+    return f
+
+
+class Trainer:
+    def __init__(self, recipe: Recipe, data: TrainData, out_dir: Path, device: str = "cpu", bf16: bool = True,
+                 pretrained_path: Path | None = None, teacher: Any = None):
+        self.recipe, self.data, self.out_dir, self.device = recipe, data, Path(out_dir), device
+        self.entry = registry.get(recipe.name)
+        self.scheme = get_scheme(self.entry.scheme)
+        torch.manual_seed(recipe.seed)
+        self.mean_face = data.landmarks.mean(0).numpy()
+        self.model = make_model(recipe, self.mean_face, pretrained_path).to(device)
+        self.teacher = teacher
+        params = list(self.model.parameters())
+        self.aligner = None
+        if teacher is not None and recipe.fa_weight > 0:
+            self.aligner = FeatureAligner(self.model.encoder_channels, teacher.backbone.out_channels).to(device)
+            params += list(self.aligner.parameters())
+        opt_cls = torch.optim.AdamW if recipe.optimizer == "adamw" else torch.optim.Adam
+        self.opt = opt_cls(params, lr=recipe.lr, weight_decay=recipe.weight_decay)
+        self.steps_per_epoch = max(1, data.n_images // recipe.batch_size)
+        self.sched = torch.optim.lr_scheduler.LambdaLR(self.opt, lr_lambda(recipe, self.steps_per_epoch))
+        self.bf16 = bf16
+        self.epoch = 0
+        self.history: list[dict[str, float]] = []
+        self.flip_perm = torch.as_tensor(self.scheme.flip_perm)
+        self.wall = 0.0
+
+    # -- checkpoints: torch.save of tensors and plain values only, read back with weights_only=True
+    @property
+    def ckpt_path(self) -> Path:
+        return self.out_dir / "checkpoint.pt"
+
+    def save_checkpoint(self) -> None:
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        state = {"model": self.model.state_dict(), "opt": self.opt.state_dict(), "sched": self.sched.state_dict(),
+                 "epoch": self.epoch, "history": self.history, "wall": self.wall,
+                 "aligner": self.aligner.state_dict() if self.aligner else None}
+        tmp = self.ckpt_path.with_suffix(".tmp")
+        torch.save(state, tmp)
+        os.replace(tmp, self.ckpt_path)      # a crash mid-write never leaves a broken checkpoint
+
+    def load_checkpoint(self) -> bool:
+        if not self.ckpt_path.exists():
+            return False
+        state = torch.load(self.ckpt_path, map_location=self.device, weights_only=True)
+        self.model.load_state_dict(state["model"])
+        self.opt.load_state_dict(state["opt"])
+        self.sched.load_state_dict(state["sched"])
+        if self.aligner and state["aligner"]:
+            self.aligner.load_state_dict(state["aligner"])
+        self.epoch, self.history, self.wall = state["epoch"], state["history"], state["wall"]
+        log.info("resumed %s at epoch %d", self.recipe.name, self.epoch)
+        return True
+
+    def loss(self, x: torch.Tensor, lms: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
+        r = self.recipe
+        if self.entry.arch == "pipnet":
+            return pipnet_loss(self.model(x), lms, self.model.nb_idx, r.cls_weight, r.reg_weight)
+        feats = self.model.forward_features(x)
+        total = heatmap_loss(feats["heatmaps"], lms, r.heatmap_sigma)
+        parts = {"hm": total.item()}
+        if self.teacher is not None and (r.fa_weight > 0 or r.fs_weight > 0):
+            with torch.no_grad():
+                t_feat = self.teacher.features(x).float()
+            if self.aligner is not None:
+                fa = self.aligner(feats["encoder"], t_feat)
+                total = total + r.fa_weight * fa
+                parts["fa"] = fa.item()
+            if r.fs_weight > 0:
+                fs = feature_similarity_loss(feats["encoder"], t_feat)
+                total = total + r.fs_weight * fs
+                parts["fs"] = fs.item()
+        return total, parts
+
+    def train_epoch(self, progress: bool = True) -> dict[str, float]:
+        r, d = self.recipe, self.data
+        self.model.train()
+        g = torch.Generator().manual_seed(r.seed * 100003 + self.epoch)   # per-epoch seed: resume is exact
+        order = torch.randperm(d.n_images, generator=g)
+        pre = self.entry.preprocess
+        t0, seen, total = time.perf_counter(), 0, 0.0
+        bar = tqdm(range(self.steps_per_epoch), desc=f"{r.name} epoch {self.epoch + 1}/{r.epochs}",
+                   disable=not progress, leave=False)
+        for step in bar:
+            idx = order[step * r.batch_size:(step + 1) * r.batch_size]
+            img = d.images[idx].to(self.device, non_blocking=True)
+            lms = d.landmarks[idx].to(self.device)
+            x, lms = augment_batch(img, lms, r.augment, self.flip_perm, g)
+            x = normalise_tensor(x, pre.mean, pre.std)
+            with torch.autocast(self.device.split(":")[0], dtype=torch.bfloat16, enabled=self.bf16):
+                loss, parts = self.loss(x, lms)
+            self.opt.zero_grad(set_to_none=True)
+            loss.backward()
+            self.opt.step()
+            self.sched.step()
+            seen += len(idx)
+            total += loss.item()
+            bar.set_postfix(loss=f"{loss.item():.4f}", ips=f"{seen / (time.perf_counter() - t0):.1f}")
+        dt = time.perf_counter() - t0
+        self.wall += dt
+        self.epoch += 1
+        rec = {"epoch": self.epoch, "loss": total / self.steps_per_epoch, "images_per_s": seen / dt,
+               "lr": self.sched.get_last_lr()[0], "seconds": dt}
+        self.history.append(rec)
+        log.info("%s epoch %d: loss %.4f, %.1f img/s", r.name, self.epoch, rec["loss"], rec["images_per_s"])
+        return rec
+
+    def fit(self, progress: bool = True) -> None:
+        while self.epoch < self.recipe.epochs:
+            self.train_epoch(progress)
+            self.save_checkpoint()
+            (self.out_dir / "history.json").write_text(json.dumps(self.history, indent=1))
+
+    def config(self) -> dict[str, Any]:
+        e = self.entry
+        return {"name": e.name, "arch": e.arch, "arch_args": e.arch_args, "scheme": e.scheme, "dataset": e.dataset,
+                "preprocess": e.to_dict()["preprocess"], "license": e.license, "notes": e.notes,
+                "params": sum(p.numel() for p in self.model.parameters()),
+                "recipe": self.recipe.to_dict(),
+                "training": {"epochs": self.epoch, "wall_time_s": round(self.wall, 1), "hardware": hardware(self.device),
+                             "data": self.data.source, "bf16": self.bf16,
+                             "images_per_s": round(float(np.median([h["images_per_s"] for h in self.history])), 1)
+                             if self.history else None,
+                             "final_loss": round(self.history[-1]["loss"], 5) if self.history else None}}

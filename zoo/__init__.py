@@ -1,0 +1,100 @@
+"""A facial-landmark model zoo: PIPNet and MobileFAN weights, loaded in one line.
+
+    import zoo
+    lm = zoo.load("pipnet_r18_300w")
+    faces = lm("photo.jpg")
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from .images import load_image
+from .landmarker import Face, Landmarker
+from .registry import Entry, ZooError, get, list_models
+from .schemes import get_scheme
+
+__all__ = ["load", "load_folder", "from_pretrained", "list_models", "card", "push", "Landmarker", "Face",
+           "ZooError", "load_image", "get_scheme"]
+__version__ = "0.1.0"
+logging.getLogger(__name__).addHandler(logging.NullHandler())
+
+
+def card(name: str) -> Entry:
+    """The registry entry of `name`: architecture, preprocessing, Hub location, metrics, licence, status."""
+    return get(name)
+
+
+def _build(entry: Entry, state: dict, backend: str, detector: Any, onnx_path: Path | None = None) -> Landmarker:
+    from .nets import build_model
+
+    model = build_model(entry.arch, get_scheme(entry.scheme).num_points, **dict(entry.arch_args))
+    state = {k: v.float() if v.is_floating_point() else v for k, v in state.items()}   # fp16 files run in fp32
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    if missing or unexpected:
+        raise ZooError(f"weights of {entry.name} do not match {entry.arch}: missing {missing[:4]}, "
+                       f"unexpected {unexpected[:4]}")
+    model.eval()
+    if backend == "torch":
+        return Landmarker(model, entry, detector)
+    if backend == "onnx":
+        from .hub import local_dir
+        from .onnx_backend import OnnxRunner, export_onnx
+
+        path = onnx_path or local_dir() / entry.name / "model.onnx"
+        if not path.exists():
+            export_onnx(model, path, entry.preprocess.input_size)
+        return Landmarker(model, entry, detector, runner=OnnxRunner(path))
+    raise ZooError(f"backend must be 'torch' or 'onnx', not {backend!r}")
+
+
+def load(name: str, backend: str = "torch", detector: Any = "haar") -> Landmarker:
+    """A ready Landmarker for a registry entry (weights: HF cache/Hub at the pinned revision, then the
+    copy bundled in this package, then ~/.cache/facezoo; sha256-checked)."""
+    from safetensors.torch import load_file
+
+    from .hub import resolve_weights
+
+    entry = get(name)
+    if entry.kind != "landmarker":
+        raise ZooError(f"{name!r} is a {entry.kind}; load it with zoo.detectors.load_detector")
+    path = resolve_weights(entry)
+    return _build(entry, load_file(str(path)), backend, detector)
+
+
+def load_folder(folder: str | Path, backend: str = "torch", detector: Any = "haar") -> Landmarker:
+    """A Landmarker from a Hub-style folder (config.json + model.safetensors), e.g. a training output."""
+    from .hub import load_folder as read_folder
+
+    config, state = read_folder(Path(folder))
+    entry = entry_from_config(config)
+    return _build(entry, state, backend, detector, Path(folder) / "model.onnx" if backend == "onnx" else None)
+
+
+def from_pretrained(repo_id: str, revision: str | None = None, token: str | None = None,
+                    backend: str = "torch", detector: Any = "haar") -> Landmarker:
+    """A Landmarker from any Hub repo that `zoo push` wrote."""
+    from .hub import snapshot
+
+    return load_folder(snapshot(repo_id, revision=revision, token=token), backend, detector)
+
+
+def entry_from_config(config: dict[str, Any]) -> Entry:
+    """A registry-like entry from a folder's config.json (the config is the entry minus Hub/metrics)."""
+    d = dict(config)
+    d.setdefault("kind", "landmarker")
+    d.setdefault("hub", {"repo_id": d.get("name", "local")})
+    try:
+        return Entry.from_dict(d)
+    except (KeyError, TypeError) as e:
+        raise ZooError(f"config.json is not a zoo config ({e})") from None
+
+
+def push(folder: str | Path, repo_id: str, token: str | None = None, revision: str | None = None,
+         tag: str | None = None, private: bool = False) -> str:
+    """Publish a Hub-ready folder (model.safetensors, config.json, README.md); returns the commit sha."""
+    from .hub import push as hub_push
+
+    return hub_push(Path(folder), repo_id, token=token, revision=revision, tag=tag, private=private)

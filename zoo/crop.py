@@ -1,0 +1,68 @@
+"""Face crops: the box rules (detector box, ground-truth landmark box), the affine warp into the network's
+input, and the way back to image pixels. Shared by inference, training and evaluation."""
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+
+def detector_crop_box(box: np.ndarray, widen: float = 0.1, shift: float = 0.1) -> np.ndarray:
+    """PIPNet demo's rule: widen each side by `widen` x width, move the box down by `shift` x height
+    (a detector box starts above the brows; landmarks start at them). Works on (4,) or (K,4) x0 y0 x1 y1."""
+    b = np.asarray(box, dtype=np.float32).copy()
+    w, h = b[..., 2] - b[..., 0], b[..., 3] - b[..., 1]
+    b[..., 0] -= widen * w
+    b[..., 2] += widen * w
+    b[..., 1] += shift * h
+    b[..., 3] += shift * h
+    return b
+
+
+def gt_crop_box(landmarks: np.ndarray, scale: float = 1.1) -> np.ndarray:
+    """The landmark bounding box scaled by `scale` about its centre (PIPNet's 300W training/test crop)."""
+    lo, hi = landmarks.min(axis=-2), landmarks.max(axis=-2)
+    c, half = (lo + hi) / 2, (hi - lo) / 2 * scale
+    return np.concatenate([c - half, c + half], axis=-1).astype(np.float32)
+
+
+def crop_matrix(box: np.ndarray, size: int) -> np.ndarray:
+    """2x3 affine map from image pixels to the size x size crop of `box` (x0 y0 x1 y1)."""
+    x0, y0, x1, y1 = (float(v) for v in box)
+    sx, sy = size / max(x1 - x0, 1e-6), size / max(y1 - y0, 1e-6)
+    return np.array([[sx, 0, -x0 * sx], [0, sy, -y0 * sy]], dtype=np.float64)
+
+
+def warp(image: np.ndarray, matrix: np.ndarray, size: int) -> np.ndarray:
+    """Crop by affine warp; pixels outside the image are black, so no box ever needs clipping."""
+    return cv2.warpAffine(image, matrix, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
+
+
+def crop_faces(image: np.ndarray, boxes: np.ndarray, size: int) -> np.ndarray:
+    """(K, size, size, 3) uint8 crops of the (K,4) crop boxes."""
+    return np.stack([warp(image, crop_matrix(b, size), size) for b in boxes]) if len(boxes) else \
+        np.zeros((0, size, size, 3), np.uint8)
+
+
+def to_image_coords(norm_points: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+    """(K,N,2) points in [0,1] crop coordinates -> image pixels of the (K,4) crop boxes."""
+    boxes = np.asarray(boxes, dtype=np.float32)
+    origin = boxes[:, None, :2]
+    extent = boxes[:, None, 2:] - boxes[:, None, :2]
+    return (norm_points * extent + origin).astype(np.float32)
+
+
+def validate_boxes(boxes, width: int, height: int) -> np.ndarray:
+    """User boxes -> (K,4) float32, or ValueError saying which box is wrong."""
+    b = np.asarray(boxes, dtype=np.float64)
+    if b.ndim == 1 and b.size == 4:
+        b = b[None]
+    if b.ndim != 2 or b.shape[1] != 4:
+        raise ValueError(f"boxes must be a list of [x0, y0, x1, y1], got shape {b.shape}")
+    for i, (x0, y0, x1, y1) in enumerate(b):
+        if not np.isfinite([x0, y0, x1, y1]).all():
+            raise ValueError(f"box {i} {list(b[i])} has non-finite values")
+        if x1 - x0 < 4 or y1 - y0 < 4:
+            raise ValueError(f"box {i} {list(b[i])} is empty or inverted: need x1 > x0 and y1 > y0 (x0 y0 x1 y1)")
+        if x1 <= 0 or y1 <= 0 or x0 >= width or y0 >= height:
+            raise ValueError(f"box {i} {list(b[i])} lies outside the {width}x{height} image")
+    return b.astype(np.float32)

@@ -1,0 +1,140 @@
+"""Landmarker: image in, faces with boxes and landmarks out. detect -> crop -> network -> decode."""
+from __future__ import annotations
+
+import logging
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator, Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+from . import crop
+from .images import ImageInput, load_image
+from .registry import Entry, ZooError
+from .schemes import Scheme, get_scheme
+
+log = logging.getLogger(__name__)
+STAGES = ("detect", "preprocess", "model", "decode")
+
+
+@dataclass
+class Face:
+    box: np.ndarray          # (4,) x0 y0 x1 y1, image pixels: the detector's (or given) face box
+    landmarks: np.ndarray    # (N, 2) float32, image pixels
+    score: float             # detector confidence (1.0 for given boxes)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"box": [round(float(v), 2) for v in self.box], "score": round(float(self.score), 4),
+                "landmarks": [[round(float(x), 2), round(float(y), 2)] for x, y in self.landmarks]}
+
+
+def normalise_tensor(x: torch.Tensor, mean: Sequence[float], std: Sequence[float]) -> torch.Tensor:
+    """(K,3,S,S) floats in [0,1] -> normalised with the weight's own mean/std (training and inference)."""
+    m = torch.tensor(mean, dtype=x.dtype, device=x.device).view(1, 3, 1, 1)
+    s = torch.tensor(std, dtype=x.dtype, device=x.device).view(1, 3, 1, 1)
+    return (x - m) / s
+
+
+def normalise(crops: np.ndarray, mean: Sequence[float], std: Sequence[float]) -> torch.Tensor:
+    """(K,S,S,3) uint8 crops -> (K,3,S,S) float32 network input."""
+    return normalise_tensor(torch.from_numpy(crops).permute(0, 3, 1, 2).float().div_(255.0), mean, std)
+
+
+class Landmarker:
+    """A ready landmarker. `backend` is "torch" or "onnx" (then `runner` runs the exported graph)."""
+
+    def __init__(self, model: nn.Module, entry: Entry, detector: Any = "haar", runner: Any = None,
+                 batch_size: int = 32):
+        self.model = model.eval()
+        self.entry = entry
+        self.scheme: Scheme = get_scheme(entry.scheme)
+        self.preprocess = entry.preprocess
+        self.runner = runner
+        self.backend = "onnx" if runner is not None else "torch"
+        self._detector = detector
+        self.batch_size = batch_size
+        self.timings: dict[str, float] = {}
+
+    @property
+    def name(self) -> str:
+        return self.entry.name
+
+    @property
+    def detector(self):
+        if isinstance(self._detector, str):       # loaded on first use: a boxes-only user never pays for it
+            from .detectors import load_detector
+            self._detector = load_detector(self._detector)
+        return self._detector
+
+    @contextmanager
+    def _stage(self, name: str) -> Iterator[None]:
+        t0 = time.perf_counter()
+        yield
+        self.timings[name] = self.timings.get(name, 0.0) + (time.perf_counter() - t0) * 1000.0
+
+    def __call__(self, image: ImageInput, boxes: Sequence[Sequence[float]] | np.ndarray | None = None,
+                 color: str = "rgb", max_faces: int | None = None) -> list[Face]:
+        """Faces in `image` (path, PIL image, or array; arrays RGB unless color="bgr").
+
+        `boxes` ([[x0, y0, x1, y1], ...], face boxes as a detector gives them) skips detection.
+        """
+        self.timings = dict.fromkeys(STAGES, 0.0)
+        img = load_image(image, color)
+        h, w = img.shape[:2]
+        with self._stage("detect"):
+            if boxes is None:
+                det_boxes, scores = self.detector(img)
+            else:
+                try:
+                    det_boxes = crop.validate_boxes(boxes, w, h)
+                except ValueError as e:
+                    raise ZooError(str(e)) from None
+                scores = np.ones(len(det_boxes), np.float32)
+        if max_faces is not None:
+            det_boxes, scores = det_boxes[:max_faces], scores[:max_faces]
+        if len(det_boxes) == 0:
+            self.timings["total"] = sum(self.timings.values())
+            return []
+        p = self.preprocess
+        crop_boxes = crop.detector_crop_box(det_boxes, p.box_widen, p.box_shift)
+        points = self._predict(img, crop_boxes)
+        self.timings["total"] = sum(self.timings[s] for s in STAGES)
+        return [Face(b.astype(np.float32), pts, float(s)) for b, pts, s in zip(det_boxes, points, scores)]
+
+    def predict_crops(self, image: np.ndarray, crop_boxes: np.ndarray) -> np.ndarray:
+        """Landmarks (K,N,2) in image pixels for explicit crop boxes (evaluation: ground-truth crops)."""
+        self.timings = dict.fromkeys(STAGES, 0.0)
+        return self._predict(load_image(image), np.asarray(crop_boxes, np.float32).reshape(-1, 4))
+
+    def _predict(self, img: np.ndarray, crop_boxes: np.ndarray) -> np.ndarray:
+        p = self.preprocess
+        out = []
+        for i in range(0, len(crop_boxes), self.batch_size):     # batched over faces
+            cb = crop_boxes[i:i + self.batch_size]
+            with self._stage("preprocess"):
+                x = normalise(crop.crop_faces(img, cb, p.input_size), p.mean, p.std)
+            with self._stage("model"):
+                raw = self.forward(x)
+            with self._stage("decode"), torch.inference_mode():
+                norm = self.model.decode(raw).numpy()
+                out.append(crop.to_image_coords(norm, cb))
+        return np.concatenate(out, axis=0)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """Raw network outputs for a normalised batch, on the chosen backend."""
+        if self.runner is not None:
+            return tuple(torch.from_numpy(o) for o in self.runner(x.numpy()))
+        with torch.inference_mode():
+            return tuple(self.model(x))
+
+    def export_onnx(self, path: str | Path, check: bool = True) -> dict[str, Any]:
+        from .onnx_backend import export_onnx
+
+        return export_onnx(self.model, Path(path), self.preprocess.input_size, check=check)
+
+    def __repr__(self) -> str:
+        return f"Landmarker({self.name!r}, backend={self.backend!r}, scheme={self.scheme.name})"

@@ -1,0 +1,91 @@
+"""PIPNet (Jin, Liao, Shao 2021): score map + offsets + neighbour offsets on a stride-32 feature map.
+
+The mean face and neighbour indices come from the training labels and live in the weight file as buffers.
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import nn
+
+from .backbones import build_trunk
+
+
+def neighbour_indices(mean_face: np.ndarray, num_nb: int) -> np.ndarray:
+    """For each landmark of the (N,2) mean face, the `num_nb` nearest other landmarks: (N, num_nb)."""
+    d = np.linalg.norm(mean_face[:, None, :] - mean_face[None, :, :], axis=-1)
+    np.fill_diagonal(d, np.inf)
+    return np.argsort(d, axis=1, kind="stable")[:, :num_nb].astype(np.int64)
+
+
+def merge_matrix(nb_idx: torch.Tensor) -> torch.Tensor:
+    """(N, N*(1+K)) averaging weights: landmark j = mean of its own prediction and every neighbour
+    prediction of j made by a landmark that has j among its neighbours (PIPNet's neighbour merging)."""
+    n, k = nb_idx.shape
+    m = torch.zeros(n, n * (1 + k))
+    m[torch.arange(n), torch.arange(n)] = 1.0
+    for i in range(n):
+        for slot in range(k):
+            m[nb_idx[i, slot], n + i * k + slot] = 1.0
+    return m / m.sum(dim=1, keepdim=True)
+
+
+class PIPNet(nn.Module):
+    def __init__(self, backbone: str = "resnet18", num_points: int = 68, num_nb: int = 10, input_size: int = 256):
+        super().__init__()
+        self.backbone_name, self.num_points, self.num_nb, self.input_size = backbone, num_points, num_nb, input_size
+        self.backbone = build_trunk(backbone)
+        c = self.backbone.out_channels
+        self.cls_layer = nn.Conv2d(c, num_points, 1)
+        self.x_layer = nn.Conv2d(c, num_points, 1)
+        self.y_layer = nn.Conv2d(c, num_points, 1)
+        self.nb_x_layer = nn.Conv2d(c, num_points * num_nb, 1)
+        self.nb_y_layer = nn.Conv2d(c, num_points * num_nb, 1)
+        for layer in (self.cls_layer, self.x_layer, self.y_layer, self.nb_x_layer, self.nb_y_layer):
+            nn.init.normal_(layer.weight, std=0.001)
+            nn.init.zeros_(layer.bias)
+        # Placeholders until set_mean_face(): a weight file always overrides them.
+        self.register_buffer("mean_face", torch.zeros(num_points, 2))
+        self.register_buffer("nb_idx", torch.zeros(num_points, num_nb, dtype=torch.int64))
+        self.register_buffer("merge", torch.zeros(num_points, num_points * (1 + num_nb)), persistent=False)
+
+    def set_mean_face(self, mean_face: np.ndarray) -> None:
+        """Set the (N,2) mean face in normalised crop coordinates; derives neighbour indices from it."""
+        self.mean_face.copy_(torch.as_tensor(mean_face, dtype=torch.float32))
+        self.nb_idx.copy_(torch.from_numpy(neighbour_indices(np.asarray(mean_face), self.num_nb)))
+        self.merge = merge_matrix(self.nb_idx)
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+        self.merge = merge_matrix(self.nb_idx)
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        return self.backbone(x)
+
+    def heads(self, feat: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        return (self.cls_layer(feat), self.x_layer(feat), self.y_layer(feat),
+                self.nb_x_layer(feat), self.nb_y_layer(feat))
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        return self.heads(self.features(x))
+
+    def decode(self, outputs: tuple[torch.Tensor, ...] | list[torch.Tensor]) -> torch.Tensor:
+        """Raw heads -> (B, N, 2) landmarks in normalised crop coordinates [0, 1]."""
+        cls, ox, oy, nbx, nby = (torch.as_tensor(o).float() for o in outputs)
+        b, n, h, w = cls.shape
+        k = self.num_nb
+        idx = cls.reshape(b, n, h * w).argmax(dim=2)                        # (B, N)
+        gx, gy = (idx % w).float(), torch.div(idx, w, rounding_mode="floor").float()
+
+        def at_cell(t: torch.Tensor, per: int) -> torch.Tensor:             # values at each landmark's cell
+            t = t.reshape(b, n, per, h * w)
+            return t.gather(3, idx[:, :, None, None].expand(b, n, per, 1))[..., 0]
+
+        own_x = (gx + at_cell(ox, 1)[..., 0]) / w
+        own_y = (gy + at_cell(oy, 1)[..., 0]) / h
+        nb_x = (gx[..., None] + at_cell(nbx, k)) / w                        # (B, N, K)
+        nb_y = (gy[..., None] + at_cell(nby, k)) / h
+        all_x = torch.cat([own_x, nb_x.reshape(b, n * k)], dim=1)           # (B, N*(1+K))
+        all_y = torch.cat([own_y, nb_y.reshape(b, n * k)], dim=1)
+        merge = self.merge.to(all_x)
+        return torch.stack([all_x @ merge.T, all_y @ merge.T], dim=-1)

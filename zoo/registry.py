@@ -1,0 +1,140 @@
+"""The zoo's registry: one entry per (model, dataset), stored as data in registry.json.
+
+Each weight carries its own preprocessing (as timm's per-weight PretrainedCfg does); training's publish
+step rewrites an entry's status, sha256 and metrics, so every number here comes from a command.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+REGISTRY_FILE = Path(__file__).with_name("registry.json")
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+class ZooError(Exception):
+    """A user-facing error: what went wrong and what to do about it."""
+
+
+@dataclass(frozen=True)
+class Preprocess:
+    input_size: int = 256
+    mean: tuple[float, float, float] = IMAGENET_MEAN
+    std: tuple[float, float, float] = IMAGENET_STD
+    # Crop rule from a detector box (PIPNet's demo): widen each side by box_widen * width, shift down by
+    # box_shift * height. Ground-truth crops (training, evaluation): landmark box scaled by gt_box_scale.
+    box_widen: float = 0.1
+    box_shift: float = 0.1
+    gt_box_scale: float = 1.1
+
+
+@dataclass(frozen=True)
+class HubRef:
+    repo_id: str
+    filename: str = "model.safetensors"
+    revision: str | None = None      # a pinned commit; None until the weights are pushed
+    sha256: str | None = None        # of `filename`; loading refuses any other file
+
+
+@dataclass(frozen=True)
+class Entry:
+    name: str
+    kind: str                        # "landmarker" or "detector"
+    arch: str
+    arch_args: dict[str, Any]
+    hub: HubRef
+    dataset: str | None = None
+    scheme: str | None = None
+    preprocess: Preprocess = field(default_factory=Preprocess)
+    status: str = "recipe-only"      # "published" once weights exist and are pinned by sha256
+    license: str = "other"
+    params: int | None = None
+    metrics: dict[str, Any] = field(default_factory=dict)   # measured here; with "command" that measured them
+    paper: dict[str, Any] = field(default_factory=dict)     # figures reported by the paper, for comparison
+    notes: str = ""
+
+    @property
+    def published(self) -> bool:
+        return self.status == "published"
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "Entry":
+        known = {f.name for f in fields(cls)}
+        d = {k: v for k, v in d.items() if k in known}
+        d["hub"] = HubRef(**d["hub"])
+        pre = dict(d.get("preprocess") or {})
+        for k in ("mean", "std"):
+            if k in pre:
+                pre[k] = tuple(pre[k])
+        d["preprocess"] = Preprocess(**pre)
+        return cls(**d)
+
+
+def _read(path: Path = REGISTRY_FILE) -> dict[str, Entry]:
+    raw = json.loads(path.read_text())
+    return {d["name"]: Entry.from_dict(d) for d in raw["entries"]}
+
+
+_ENTRIES: dict[str, Entry] | None = None
+
+
+def entries() -> dict[str, Entry]:
+    global _ENTRIES
+    if _ENTRIES is None:
+        _ENTRIES = _read()
+    return _ENTRIES
+
+
+def reload() -> None:
+    global _ENTRIES
+    _ENTRIES = None
+
+
+def get(name: str) -> Entry:
+    es = entries()
+    if name not in es:
+        close = [n for n in es if name.split("_")[0] in n][:5]
+        raise ZooError(f"no zoo entry named {name!r}" + (f"; did you mean one of {close}?" if close else
+                                                           "; `python -m zoo list` shows them"))
+    return es[name]
+
+
+def list_models(dataset: str | None = None, backbone: str | None = None, arch: str | None = None,
+                published: bool | None = None, kind: str = "landmarker") -> list[str]:
+    """Names of registry entries, filtered. `kind="detector"` lists detectors; `kind=None` lists all."""
+    out = []
+    for e in entries().values():
+        if kind is not None and e.kind != kind:
+            continue
+        if dataset is not None and e.dataset != dataset.lower():
+            continue
+        if backbone is not None and backbone not in (e.arch_args.get("backbone", "mobilenet_v2"), e.name.split("_")[1]):
+            continue
+        if arch is not None and e.arch != arch:
+            continue
+        if published is not None and e.published != published:
+            continue
+        out.append(e.name)
+    return out
+
+
+def update_entry(name: str, path: Path = REGISTRY_FILE, **changes: Any) -> Entry:
+    """Rewrite one entry in registry.json (used by the publish step; keeps the file's order)."""
+    raw = json.loads(path.read_text())
+    for i, d in enumerate(raw["entries"]):
+        if d["name"] == name:
+            entry = Entry.from_dict(d)
+            if "hub" in changes and isinstance(changes["hub"], dict):
+                changes["hub"] = replace(entry.hub, **changes["hub"])
+            entry = replace(entry, **changes)
+            raw["entries"][i] = entry.to_dict()
+            path.write_text(json.dumps(raw, indent=1) + "\n")
+            reload()
+            return entry
+    raise ZooError(f"no zoo entry named {name!r} in {path}")

@@ -1,0 +1,115 @@
+"""Landmark schemes: point counts, flip permutations, NME normalisation and drawing contours.
+
+The single source of truth for every per-dataset landmark convention; training (flip augmentation),
+evaluation (NME) and drawing all read from here.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Contour:
+    indices: tuple[int, ...]
+    closed: bool = False
+
+
+@dataclass(frozen=True)
+class Scheme:
+    name: str
+    num_points: int
+    flip_pairs: tuple[tuple[int, int], ...]
+    # Two indices whose distance normalises NME, or None for box normalisation (sqrt(w*h) of the face box).
+    norm_points: tuple[int, int] | None
+    norm_desc: str
+    contours: tuple[Contour, ...] = field(default=())
+
+    @property
+    def flip_perm(self) -> np.ndarray:
+        """Permutation p such that, after a horizontal flip, new point i is old point p[i]."""
+        perm = np.arange(self.num_points)
+        for a, b in self.flip_pairs:
+            perm[a], perm[b] = b, a
+        return perm
+
+    def norm_distance(self, landmarks: np.ndarray, box: np.ndarray | None = None) -> np.ndarray:
+        """Per-face normaliser for NME. landmarks: (..., N, 2); box: (..., 4) x0 y0 x1 y1 (box schemes)."""
+        landmarks = np.asarray(landmarks, dtype=np.float64)
+        if self.norm_points is not None:
+            a, b = self.norm_points
+            return np.linalg.norm(landmarks[..., a, :] - landmarks[..., b, :], axis=-1)
+        if box is None:
+            lo, hi = landmarks.min(axis=-2), landmarks.max(axis=-2)
+            box = np.concatenate([lo, hi], axis=-1)
+        box = np.asarray(box, dtype=np.float64)
+        return np.sqrt((box[..., 2] - box[..., 0]) * (box[..., 3] - box[..., 1]))
+
+
+def _mirror(left: range | list[int], right: range | list[int]) -> list[tuple[int, int]]:
+    return list(zip(left, right))
+
+
+def _chain(a: int, b: int, closed: bool = False) -> Contour:
+    return Contour(tuple(range(a, b + 1)), closed)
+
+
+# 68 points (Multi-PIE / 300-W / iBUG), 0-based.
+_68_pairs = (
+    _mirror(range(0, 8), range(16, 8, -1))          # jaw
+    + _mirror(range(17, 22), range(26, 21, -1))     # brows
+    + _mirror([31, 32], [35, 34])                   # nostrils
+    + _mirror([36, 37, 38, 39, 40, 41], [45, 44, 43, 42, 47, 46])  # eyes
+    + _mirror([48, 49, 50, 55, 56, 60, 61, 65], [54, 53, 52, 59, 58, 64, 63, 67])  # mouth
+)
+W300 = Scheme(
+    "68", 68, tuple(_68_pairs), (36, 45), "inter-ocular (outer eye corners 36, 45)",
+    (_chain(0, 16), _chain(17, 21), _chain(22, 26), _chain(27, 30), _chain(31, 35),
+     _chain(36, 41, True), _chain(42, 47, True), _chain(48, 59, True), _chain(60, 67, True)),
+)
+
+# 98 points (WFLW), 0-based.
+_98_pairs = (
+    _mirror(range(0, 16), range(32, 16, -1))
+    + _mirror(range(33, 42), [46, 45, 44, 43, 42, 50, 49, 48, 47])
+    + _mirror([55, 56], [59, 58])
+    + _mirror(range(60, 68), [72, 71, 70, 69, 68, 75, 74, 73])
+    + _mirror([76, 77, 78, 83, 84, 88, 89, 93, 96], [82, 81, 80, 87, 86, 92, 91, 95, 97])
+)
+WFLW = Scheme(
+    "98", 98, tuple(_98_pairs), (60, 72), "inter-ocular (outer eye corners 60, 72)",
+    (_chain(0, 32), _chain(33, 41, True), _chain(42, 50, True), _chain(51, 54), _chain(55, 59),
+     _chain(60, 67, True), _chain(68, 75, True), _chain(76, 87, True), _chain(88, 95, True)),
+)
+
+# 29 points (COFW), 0-based; NME normaliser as in PIPNet's evaluation (points 8 and 9).
+COFW = Scheme(
+    "29", 29,
+    ((0, 1), (4, 6), (2, 3), (5, 7), (8, 9), (10, 11), (12, 14), (16, 17), (13, 15), (18, 19), (22, 23)),
+    (8, 9), "inter-ocular (points 8, 9, PIPNet's COFW convention)",
+    (Contour((0, 4, 2, 5)), Contour((1, 6, 3, 7)), Contour((8, 12, 10, 13), True), Contour((9, 14, 11, 15), True),
+     Contour((18, 20, 19)), Contour((22, 24, 23, 25, 27), True)),
+)
+
+# 19 points (AFLW), 0-based; NME normalised by the face box, sqrt(w * h).
+AFLW = Scheme(
+    "19", 19,
+    ((0, 5), (1, 4), (2, 3), (6, 11), (7, 10), (8, 9), (12, 14), (15, 17)),
+    None, "face box sqrt(w*h)",
+    (_chain(0, 2), _chain(3, 5), _chain(6, 8), _chain(9, 11), _chain(12, 14), _chain(15, 17)),
+)
+
+SCHEMES: dict[str, Scheme] = {s.name: s for s in (W300, WFLW, COFW, AFLW)}
+# Dataset name -> scheme name.
+DATASET_SCHEMES = {"300w": "68", "wflw": "98", "cofw": "29", "aflw": "19"}
+
+
+def get_scheme(name_or_points: str | int) -> Scheme:
+    """A scheme by name ("68"), dataset ("wflw") or point count (98)."""
+    key = str(name_or_points).lower()
+    key = DATASET_SCHEMES.get(key, key)
+    if key not in SCHEMES:
+        raise KeyError(f"unknown landmark scheme {name_or_points!r}; known: {sorted(SCHEMES)} "
+                       f"or datasets {sorted(DATASET_SCHEMES)}")
+    return SCHEMES[key]
