@@ -56,6 +56,7 @@ class OnnxRunner:
         opts.log_severity_level = 3
         self.session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
         self.input_name = self.session.get_inputs()[0].name
+        self.path = Path(path)
 
     def __call__(self, x: np.ndarray) -> list[np.ndarray]:
         return self.session.run(None, {self.input_name: np.ascontiguousarray(x, dtype=np.float32)})

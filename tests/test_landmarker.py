@@ -1,0 +1,140 @@
+"""The Landmarker end to end on real safetensors files: load, boxes, detection, batching, ONNX, timings."""
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import save_file
+
+import zoo
+from zoo import crop
+from zoo.hub import local_dir
+from zoo.nets import build_model
+
+SHARED = Path(__file__).resolve().parents[2] / "shared"
+needs_shared = pytest.mark.skipif(not (SHARED / "data" / "300w").is_dir(), reason="../shared not present")
+
+
+def write_random_weights(name: str) -> Path:
+    """Seeded random weights for a zoo entry, where zoo.load looks ($ZOO_HOME/NAME/model.safetensors)."""
+    e = zoo.card(name)
+    torch.manual_seed(0)
+    model = build_model(e.arch, zoo.get_scheme(e.scheme).num_points, **dict(e.arch_args))
+    if hasattr(model, "set_mean_face"):
+        model.set_mean_face(np.random.default_rng(0).random((model.num_points, 2)) * 0.8 + 0.1)
+    path = local_dir() / name / "model.safetensors"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(path))
+    return path
+
+
+@pytest.fixture
+def zoo_home(tmp_path, monkeypatch):
+    monkeypatch.setenv("ZOO_HOME", str(tmp_path / "zoo_home"))
+    monkeypatch.setattr(zoo.registry, "_ENTRIES", {k: v for k, v in zoo.registry.entries().items()})
+    for name, e in list(zoo.registry._ENTRIES.items()):   # landmarkers: these tests bring their own weights
+        if e.kind == "landmarker":
+            zoo.registry._ENTRIES[name] = replace(e, hub=replace(e.hub, revision=None, sha256=None))
+    monkeypatch.setattr(zoo.hub, "BUNDLED_DIR", tmp_path / "no_bundle")
+    return tmp_path / "zoo_home"
+
+
+@pytest.fixture
+def mbv2(zoo_home):
+    write_random_weights("pipnet_mbv2_300w")
+    return zoo.load("pipnet_mbv2_300w")
+
+
+def face_image() -> np.ndarray:
+    rng = np.random.default_rng(1)
+    return rng.integers(0, 255, (300, 400, 3), dtype=np.uint8)
+
+
+def test_boxes_give_landmarks_in_image_pixels(mbv2):
+    faces = mbv2(face_image(), boxes=[[100, 50, 260, 230], [10, 10, 90, 120]])
+    assert len(faces) == 2
+    for f, box in zip(faces, ([100, 50, 260, 230], [10, 10, 90, 120])):
+        assert f.landmarks.shape == (68, 2) and f.landmarks.dtype == np.float32
+        cb = crop.detector_crop_box(np.array(box, np.float32))
+        assert (f.landmarks >= cb[:2] - 1).all() and (f.landmarks <= cb[2:] + 1).all()
+        assert f.score == 1.0
+    assert set(mbv2.timings) >= {"detect", "preprocess", "model", "decode", "total"}
+    assert mbv2.timings["model"] > 0
+
+
+def test_batching_matches_single_faces(mbv2):
+    img = face_image()
+    boxes = [[100, 50, 260, 230], [10, 10, 90, 120], [200, 100, 390, 290]]
+    together = mbv2(img, boxes=boxes)
+    mbv2.batch_size = 1
+    apart = mbv2(img, boxes=boxes)
+    for a, b in zip(together, apart):
+        np.testing.assert_allclose(a.landmarks, b.landmarks, atol=1e-3)
+
+
+def test_bgr_and_rgb_inputs_agree(mbv2):
+    img = face_image()
+    a = mbv2(img, boxes=[[100, 50, 260, 230]])[0].landmarks
+    b = mbv2(img[..., ::-1].copy(), boxes=[[100, 50, 260, 230]], color="bgr")[0].landmarks
+    np.testing.assert_allclose(a, b, atol=1e-4)
+
+
+@pytest.mark.parametrize("boxes, msg", [([[10, 10, 5, 50]], "empty or inverted"), ([[1000, 1000, 1100, 1100]], "outside"),
+                                        ([[1, 2, 3]], "x0, y0, x1, y1"), ([[0, 0, float("nan"), 9]], "non-finite")])
+def test_wrong_boxes_are_clear_errors(mbv2, boxes, msg):
+    with pytest.raises(zoo.ZooError, match=msg):
+        mbv2(face_image(), boxes=boxes)
+
+
+def test_no_face_gives_empty_result(mbv2):
+    assert mbv2(np.full((240, 320, 3), 128, np.uint8)) == []
+    assert mbv2.timings["detect"] > 0
+
+
+def test_recipe_only_entry_names_the_training_command(zoo_home):
+    with pytest.raises(zoo.ZooError, match="python -m train pipnet_r101_wflw"):
+        zoo.load("pipnet_r101_wflw")
+
+
+def test_mobilefan_loads_and_predicts(zoo_home):
+    write_random_weights("mobilefan_300w")
+    lm = zoo.load("mobilefan_300w")
+    assert lm(face_image(), boxes=[[100, 50, 260, 230]])[0].landmarks.shape == (68, 2)
+
+
+def test_onnx_matches_torch(mbv2, tmp_path):
+    info = mbv2.export_onnx(tmp_path / "m.onnx")
+    assert info["max_abs_err"] < 1e-3, info
+    onnx_lm = zoo.load("pipnet_mbv2_300w", backend="onnx")
+    img, boxes = face_image(), [[100, 50, 260, 230], [10, 10, 90, 120]]   # batch of 2: dynamic batch
+    a = [f.landmarks for f in mbv2(img, boxes=boxes)]
+    b = [f.landmarks for f in onnx_lm(img, boxes=boxes)]
+    assert onnx_lm.backend == "onnx"
+    np.testing.assert_allclose(np.stack(a), np.stack(b), atol=0.05)   # pixels
+
+
+@needs_shared
+def test_haar_finds_real_faces_and_landmarks_follow(mbv2):
+    from train.datasets import read_pts
+
+    files = sorted((SHARED / "data" / "300w" / "lfpw" / "testset").glob("*.jpg"))[:5]
+    hits = 0
+    for f in files:
+        faces = mbv2(f)
+        gt = read_pts(f.with_suffix(".pts"))
+        c = gt.mean(0)
+        hits += any(fc.box[0] < c[0] < fc.box[2] and fc.box[1] < c[1] < fc.box[3] for fc in faces)
+    assert hits >= 4
+
+
+@needs_shared
+def test_faceboxes_detector_entry_via_convert(zoo_home):
+    from zoo.__main__ import main
+
+    assert main(["convert", "faceboxes_v2", "--from", str(SHARED / "weights/faceboxes/FaceBoxesV2.pth")]) == 0
+    write_random_weights("pipnet_mbv2_300w")
+    lm = zoo.load("pipnet_mbv2_300w", detector="faceboxes_v2")
+    img = sorted((SHARED / "data" / "300w" / "helen" / "testset").glob("*.jpg"))[0]
+    faces = lm(img)
+    assert len(faces) >= 1 and faces[0].score > 0.6

@@ -1,0 +1,176 @@
+"""python -m zoo list | info NAME | predict NAME IMAGE... | export NAME --onnx | bench NAME... | push | convert"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+
+from . import registry
+from .registry import ZooError
+
+
+def cmd_list(a) -> int:
+    names = registry.list_models(dataset=a.dataset, backbone=a.backbone, arch=a.arch,
+                                 published=True if a.published else None, kind=None if a.all else "landmarker")
+    rows = [("name", "arch", "backbone", "dataset", "points", "params", "status", "NME")]
+    for n in names:
+        e = registry.get(n)
+        nme = e.metrics.get("nme")
+        rows.append((n, e.arch, e.arch_args.get("backbone", "mobilenet_v2" if e.arch == "mobilefan" else "-"),
+                     e.dataset or "-", e.scheme or "-", f"{e.params / 1e6:.1f}M" if e.params else "-", e.status,
+                     f"{100 * nme:.2f}% ({e.metrics.get('split', '')})" if nme is not None else "-"))
+    if a.json:
+        print(json.dumps([registry.get(n).to_dict() for n in names], indent=1))
+        return 0
+    w = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    for r in rows:
+        print("  ".join(v.ljust(x) for v, x in zip(r, w)))
+    return 0
+
+
+def cmd_info(a) -> int:
+    print(json.dumps(registry.get(a.name).to_dict(), indent=1))
+    return 0
+
+
+def cmd_predict(a) -> int:
+    import numpy as np
+
+    import zoo
+    from .draw import draw_faces
+
+    lm = zoo.load(a.name, backend=a.backend, detector=a.detector)
+    status = 0
+    results = []
+    for i, path in enumerate(a.images):
+        try:
+            faces = lm(path)
+        except ZooError as e:
+            print(f"error: {e}", file=sys.stderr)
+            status = 1
+            continue
+        results.append({"image": str(path), "faces": [f.to_dict() for f in faces],
+                        "timings_ms": {k: round(v, 2) for k, v in lm.timings.items()}})
+        if not a.json:
+            print(f"{path}: {len(faces)} face(s); " + ", ".join(f"{k} {v:.1f} ms" for k, v in lm.timings.items()))
+        if a.out:
+            from PIL import Image
+            out = Path(a.out)
+            if len(a.images) > 1:
+                out = out.with_name(f"{out.stem}_{i}{out.suffix or '.png'}")
+            Image.fromarray(draw_faces(zoo.load_image(path), faces, lm.scheme)).save(out)
+    if a.json:
+        print(json.dumps(results, indent=1))
+    return status
+
+
+def cmd_export(a) -> int:
+    import zoo
+
+    lm = zoo.load(a.name)
+    info = lm.export_onnx(a.onnx or Path(f"{a.name}.onnx"))
+    print(json.dumps(info, indent=1))
+    return 0
+
+
+def cmd_bench(a) -> int:
+    from .bench import format_table, run_bench, save_json
+
+    res = run_bench(a.names, a.backend, a.threads, faces=a.faces, repeats=a.repeats, image=a.image,
+                    detector=a.detector)
+    print(format_table(res))
+    if a.json:
+        save_json(res, Path(a.json))
+    return 0
+
+
+def cmd_push(a) -> int:
+    import zoo
+
+    sha = zoo.push(a.folder, a.repo_id, token=a.token, revision=a.revision, tag=a.tag, private=a.private)
+    print(sha)
+    return 0
+
+
+def cmd_convert(a) -> int:
+    from .convert import convert_checkpoint
+    from .hub import local_dir
+
+    e = registry.get(a.name)
+    dst = Path(a.out) if a.out else local_dir() / e.name / e.hub.filename
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    info = convert_checkpoint(Path(a.src), dst)
+    if e.hub.sha256 and info["sha256"] != e.hub.sha256:
+        dst.unlink()
+        raise ZooError(f"{a.src} converts to sha256 {info['sha256']}, not the {e.hub.sha256} pinned for {e.name}")
+    print(f"{dst}\nsha256 {info['sha256']}")
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m zoo", description="Facial-landmark model zoo")
+    p.add_argument("-v", "--verbose", action="store_true")
+    sub = p.add_subparsers(dest="cmd", required=True)
+    s = sub.add_parser("list", help="list the zoo's entries")
+    s.add_argument("--dataset")
+    s.add_argument("--backbone")
+    s.add_argument("--arch")
+    s.add_argument("--published", action="store_true", help="only entries with weights")
+    s.add_argument("--all", action="store_true", help="detectors too")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(fn=cmd_list)
+    s = sub.add_parser("info", help="an entry's card: preprocessing, Hub location, metrics")
+    s.add_argument("name")
+    s.set_defaults(fn=cmd_info)
+    s = sub.add_parser("predict", help="landmarks for images")
+    s.add_argument("name")
+    s.add_argument("images", nargs="+", type=Path)
+    s.add_argument("--out", help="annotated PNG (numbered when several images)")
+    s.add_argument("--json", action="store_true", help="print faces as JSON")
+    s.add_argument("--backend", default="torch", choices=["torch", "onnx"])
+    s.add_argument("--detector", default="haar")
+    s.set_defaults(fn=cmd_predict)
+    s = sub.add_parser("export", help="export to ONNX and check against torch")
+    s.add_argument("name")
+    s.add_argument("--onnx", type=Path, nargs="?", const=None, help="output path (default NAME.onnx)")
+    s.set_defaults(fn=cmd_export)
+    s = sub.add_parser("bench", help="median latency per stage and per face")
+    s.add_argument("names", nargs="+")
+    s.add_argument("--backend", nargs="+", default=["torch"], choices=["torch", "onnx"])
+    s.add_argument("--threads", type=int, default=None)
+    s.add_argument("--faces", type=int, default=1)
+    s.add_argument("--repeats", type=int, default=20)
+    s.add_argument("--image", type=Path)
+    s.add_argument("--detector", default="haar")
+    s.add_argument("--json", help="also write the results here")
+    s.set_defaults(fn=cmd_bench)
+    s = sub.add_parser("push", help="publish a Hub-ready folder")
+    s.add_argument("folder", type=Path)
+    s.add_argument("repo_id")
+    s.add_argument("--token")
+    s.add_argument("--revision", help="branch (default main)")
+    s.add_argument("--tag")
+    s.add_argument("--private", action="store_true")
+    s.set_defaults(fn=cmd_push)
+    s = sub.add_parser("convert", help="convert a checkpoint from elsewhere to the zoo's safetensors")
+    s.add_argument("name", help="zoo entry, e.g. faceboxes_v2")
+    s.add_argument("--from", dest="src", required=True, help="the original .pth (read with weights_only=True)")
+    s.add_argument("--out", help="destination (default: ~/.cache/facezoo/NAME/)")
+    s.set_defaults(fn=cmd_convert)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    a = parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO if a.verbose else logging.WARNING, format="%(name)s: %(message)s")
+    try:
+        return a.fn(a)
+    except (ZooError, FileNotFoundError, KeyError, ValueError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
