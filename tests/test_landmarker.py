@@ -138,3 +138,31 @@ def test_faceboxes_detector_entry_via_convert(zoo_home):
     img = sorted((SHARED / "data" / "300w" / "helen" / "testset").glob("*.jpg"))[0]
     faces = lm(img)
     assert len(faces) >= 1 and faces[0].score > 0.6
+
+
+def test_push_then_load_gives_identical_outputs(hub_server, hf_home, zoo_home, tmp_path):
+    """Push to the loopback Hub with the real huggingface_hub client, load back two ways, compare."""
+    write_random_weights("pipnet_r18_300w")
+    lm = zoo.load("pipnet_r18_300w")
+    img, boxes = face_image(), [[100, 50, 260, 230], [10, 10, 90, 120]]
+    ref = np.stack([f.landmarks for f in lm(img, boxes=boxes)])
+    folder = lm.save_pretrained(tmp_path / "folder", metrics={"nme": 0.5, "n": 1, "split": "common"})
+    sha = zoo.push(folder, "facezoo-test/pipnet_r18_300w", tag="v0.1")
+    assert len(sha) == 40
+
+    back = zoo.from_pretrained("facezoo-test/pipnet_r18_300w", revision=sha)
+    np.testing.assert_array_equal(np.stack([f.landmarks for f in back(img, boxes=boxes)]), ref)
+
+    # The registry route: an entry pinned to that commit and the file's sha256 resolves through the Hub.
+    from zoo.hub import sha256_file
+    e = zoo.registry._ENTRIES["pipnet_r18_300w"]
+    (zoo_home / "pipnet_r18_300w" / "model.safetensors").unlink()        # nothing local any more
+    zoo.registry._ENTRIES["pipnet_r18_300w"] = replace(e, hub=replace(
+        e.hub, repo_id="facezoo-test/pipnet_r18_300w", revision=sha, sha256=sha256_file(folder / "model.safetensors")))
+    pinned = zoo.load("pipnet_r18_300w")
+    np.testing.assert_array_equal(np.stack([f.landmarks for f in pinned(img, boxes=boxes)]), ref)
+
+    zoo.registry._ENTRIES["pipnet_r18_300w"] = replace(e, hub=replace(
+        e.hub, repo_id="facezoo-test/pipnet_r18_300w", revision=sha, sha256="0" * 64))
+    with pytest.raises(zoo.ZooError, match="sha256"):
+        zoo.load("pipnet_r18_300w")

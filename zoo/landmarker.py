@@ -136,5 +136,28 @@ class Landmarker:
 
         return export_onnx(self.model, Path(path), self.preprocess.input_size, check=check)
 
+    def config(self) -> dict[str, Any]:
+        """The folder config.json: the registry entry minus its Hub location and metrics."""
+        e = self.entry.to_dict()
+        keep = ("name", "kind", "arch", "arch_args", "dataset", "scheme", "preprocess", "license", "notes")
+        return {**{k: e[k] for k in keep}, "params": sum(p.numel() for p in self.model.parameters())}
+
+    def save_pretrained(self, folder: str | Path, metrics: dict[str, Any] | None = None, body: str = "",
+                        fp16: bool = False) -> Path:
+        """A Hub-ready folder (model.safetensors, config.json, README.md card) that `zoo.push` publishes."""
+        from .hub import render_card, save_folder
+
+        state = {k: v.detach().cpu() for k, v in self.model.state_dict().items()}
+        return save_folder(Path(folder), state, self.config(), render_card(self.config(), metrics, body), fp16=fp16)
+
+    def push_to_hub(self, repo_id: str, token: str | None = None, tag: str | None = None, **card: Any) -> str:
+        """save_pretrained into a temporary folder, then push it; returns the commit sha."""
+        import tempfile
+
+        from .hub import push
+
+        with tempfile.TemporaryDirectory() as tmp:
+            return push(self.save_pretrained(Path(tmp) / self.name, **card), repo_id, token=token, tag=tag)
+
     def __repr__(self) -> str:
         return f"Landmarker({self.name!r}, backend={self.backend!r}, scheme={self.scheme.name})"

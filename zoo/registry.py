@@ -76,8 +76,8 @@ class Entry:
         return cls(**d)
 
 
-def _read(path: Path = REGISTRY_FILE) -> dict[str, Entry]:
-    raw = json.loads(path.read_text())
+def _read(path: Path | None = None) -> dict[str, Entry]:
+    raw = json.loads((path or REGISTRY_FILE).read_text())
     return {d["name"]: Entry.from_dict(d) for d in raw["entries"]}
 
 
@@ -124,8 +124,9 @@ def list_models(dataset: str | None = None, backbone: str | None = None, arch: s
     return out
 
 
-def update_entry(name: str, path: Path = REGISTRY_FILE, **changes: Any) -> Entry:
+def update_entry(name: str, path: Path | None = None, **changes: Any) -> Entry:
     """Rewrite one entry in registry.json (used by the publish step; keeps the file's order)."""
+    path = path or REGISTRY_FILE
     raw = json.loads(path.read_text())
     for i, d in enumerate(raw["entries"]):
         if d["name"] == name:

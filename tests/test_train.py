@@ -1,0 +1,146 @@
+"""train/: losses on hand-made cases, a step lowers the loss, resume is exact, and the whole
+train -> evaluate -> Hub folder -> publish path on a few real faces (CI never runs a full training)."""
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from train.loop import TrainData, Trainer
+from train.losses import feature_similarity_loss, gaussian_heatmaps, pipnet_loss, pipnet_targets
+from train.recipes import RECIPES, get_recipe
+
+SHARED = Path(__file__).resolve().parents[2] / "shared"
+needs_shared = pytest.mark.skipif(not (SHARED / "data" / "300w").is_dir(), reason="../shared not present")
+
+
+def test_pipnet_targets_by_hand():
+    lms = torch.tensor([[[0.30, 0.55], [0.99, 0.01]]])             # (1, 2, 2)
+    nb = torch.tensor([[1], [0]])
+    flat, own, nbo = pipnet_targets(lms, nb, 8, 8)
+    assert flat.tolist() == [[4 * 8 + 2, 0 * 8 + 7]]               # cells (x2, y4) and (x7, y0)
+    assert torch.allclose(own, torch.tensor([[[0.4, 0.4], [0.92, 0.08]]]), atol=1e-5)
+    # neighbour 1 seen from landmark 0's cell (2, 4): (7.92 - 2, 0.08 - 4)
+    assert torch.allclose(nbo[0, 0, 0], torch.tensor([5.92, -3.92]), atol=1e-5)
+
+
+def test_pipnet_loss_is_zero_for_perfect_outputs_and_weighted():
+    lms = torch.tensor([[[0.30, 0.55], [0.99, 0.01]]])
+    nb = torch.tensor([[1], [0]])
+    flat, own, nbo = pipnet_targets(lms, nb, 8, 8)
+    cls = torch.zeros(1, 2, 8, 8).view(1, 2, 64)
+    cls[0, 0, flat[0, 0]] = cls[0, 1, flat[0, 1]] = 1
+    ox = own[..., 0][..., None, None].expand(1, 2, 8, 8).contiguous()
+    oy = own[..., 1][..., None, None].expand(1, 2, 8, 8).contiguous()
+    nbx = nbo[..., 0].reshape(1, 2, 1, 1).expand(1, 2, 8, 8).contiguous()
+    nby = nbo[..., 1].reshape(1, 2, 1, 1).expand(1, 2, 8, 8).contiguous()
+    perfect = (cls.view(1, 2, 8, 8), ox, oy, nbx, nby)
+    loss, parts = pipnet_loss(perfect, lms, nb)
+    assert loss.item() == pytest.approx(0, abs=1e-6)
+    zero_cls = (torch.zeros(1, 2, 8, 8), ox, oy, nbx, nby)
+    loss, parts = pipnet_loss(zero_cls, lms, nb, cls_weight=10)
+    assert loss.item() == pytest.approx(10 * 2 / 128)               # MSE of two ones among 128 cells
+
+
+def test_feature_similarity_ignores_channel_count_and_scale():
+    f = torch.randn(2, 16, 8, 8)
+    assert feature_similarity_loss(f, f.repeat(1, 3, 1, 1) * 5).item() == pytest.approx(0, abs=1e-5)
+    assert feature_similarity_loss(f, torch.randn(2, 32, 8, 8)).item() > 0.01
+
+
+def test_gaussian_targets_peak_at_landmark():
+    hm = gaussian_heatmaps(torch.tensor([[[0.5 + 0.5 / 64, 0.25 + 0.5 / 64]]]), 64, 64, 1.5)
+    y, x = divmod(int(hm.flatten().argmax()), 64)
+    assert (x, y) == (32, 16) and hm.max().item() == pytest.approx(1.0)
+
+
+def test_every_zoo_landmarker_has_a_recipe():
+    import zoo
+    assert set(zoo.list_models()) == set(RECIPES)
+
+
+def tiny_data(n=8, seed=0) -> TrainData:
+    g = torch.Generator().manual_seed(seed)
+    mean = torch.rand(68, 2, generator=g) * 0.6 + 0.2
+    lms = (mean + 0.02 * torch.randn(n, 68, 2, generator=g)).clamp(0.05, 0.95)
+    img = torch.randint(0, 255, (n, 3, 256, 256), generator=g, dtype=torch.uint8)
+    return TrainData(img, lms, n, "synthetic")
+
+
+def quiet_recipe(name="pipnet_mbv2_300w", **kw):
+    from train.recipes import Augment
+    return get_recipe(name, batch_size=4, augment=Augment(translate_px=0, rotate_deg=0, flip=0, occlusion=0,
+                                                             blur=0, grayscale=0), **kw)
+
+
+def test_training_steps_lower_the_loss(tmp_path):
+    torch.set_num_threads(2)
+    data = tiny_data(4)
+    t = Trainer(quiet_recipe(epochs=8, lr=1e-3, warmup_epochs=0, schedule="step", milestones=(100,)), data,
+                tmp_path, bf16=False)
+    losses = [t.train_epoch(progress=False)["loss"] for _ in range(8)]
+    assert losses[-1] < 0.7 * losses[0], losses
+
+
+def test_resume_reproduces_the_state(tmp_path):
+    torch.set_num_threads(2)
+    data = tiny_data(8)
+    r = quiet_recipe("mobilefan_300w", epochs=2, teacher=None, fa_weight=0.0, fs_weight=0.0)
+    straight = Trainer(r, data, tmp_path / "a", bf16=False)
+    straight.fit(progress=False)
+    first = Trainer(r, data, tmp_path / "b", bf16=False)
+    first.train_epoch(progress=False)
+    first.save_checkpoint()
+    resumed = Trainer(r, data, tmp_path / "b", bf16=False)
+    assert resumed.load_checkpoint() and resumed.epoch == 1
+    resumed.fit(progress=False)
+    a, b = straight.model.state_dict(), resumed.model.state_dict()
+    for k in a:
+        assert torch.allclose(a[k].float(), b[k].float(), atol=1e-5), k
+    assert resumed.history[-1]["loss"] == pytest.approx(straight.history[-1]["loss"], rel=1e-4)
+
+
+def test_distillation_trains_student_and_aligner(tmp_path):
+    from zoo.nets import build_model
+    teacher = build_model("pipnet", 68, backbone="resnet18").eval()
+    r = quiet_recipe("mobilefan_300w", epochs=1, fa_weight=1.0, fs_weight=1.0)
+    t = Trainer(r, tiny_data(4), tmp_path, bf16=False, teacher=teacher)
+    before = t.aligner.proj[0].weight.clone()
+    t.train_epoch(progress=False)
+    assert not torch.equal(before, t.aligner.proj[0].weight)
+
+
+@needs_shared
+def test_cli_train_evaluate_publish_on_real_faces(tmp_path, monkeypatch):
+    """python -m train on 16 real faces, 1 epoch, then publish into a scratch registry and bundle dir."""
+    import shutil
+
+    import zoo
+    from train.__main__ import main as train_main
+    from train.publish import publish
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr("train.cache.CACHE_DIR", tmp_path / "cache")
+    data = SHARED / "data" / "300w"
+    assert train_main(["pipnet_mbv2_300w", "--data", str(data), "--epochs", "1", "--limit", "16", "--batch-size", "8",
+                       "--quiet", "--no-eval", "--threads", "2"]) == 0
+    final = tmp_path / "runs" / "pipnet_mbv2_300w" / "final"
+    assert {p.name for p in final.iterdir()} >= {"model.safetensors", "config.json", "README.md"}
+    cfg = json.loads((final / "config.json").read_text())
+    assert cfg["training"]["epochs"] == 1 and cfg["recipe"]["pretrained"] is False
+
+    reg = tmp_path / "registry.json"
+    shutil.copy(zoo.registry.REGISTRY_FILE, reg)
+    monkeypatch.setattr(zoo.registry, "REGISTRY_FILE", reg)
+    monkeypatch.setattr(zoo.registry, "_ENTRIES", None)
+    monkeypatch.setattr("zoo.hub.BUNDLED_DIR", tmp_path / "bundle")
+    monkeypatch.setattr("train.publish.BUNDLED_DIR", tmp_path / "bundle")
+    metrics = publish("pipnet_mbv2_300w", final, data, split="common", limit=6)
+    e = zoo.registry.get("pipnet_mbv2_300w")
+    assert e.status == "published" and len(e.hub.sha256) == 64 and e.metrics["n"] == 6
+    assert np.isfinite(metrics["nme"]) and np.isfinite(metrics["nme_fp32"])   # 1 epoch: no accuracy to compare
+    assert "train.evaluate pipnet_mbv2_300w" in e.metrics["command"]
+    card = (tmp_path / "bundle" / "pipnet_mbv2_300w" / "README.md").read_text()
+    assert card.startswith("---") and "model-index" in card
+    monkeypatch.setattr(zoo.registry, "_ENTRIES", None)

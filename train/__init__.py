@@ -1,0 +1,1 @@
+"""Training and evaluation for the landmark zoo: dataset readers, metrics, the evaluation CLI."""

@@ -1,0 +1,84 @@
+"""python -m train.publish NAME --run runs/NAME/final --data DIR
+
+Bundles a trained folder into the zoo: fp16 safetensors in zoo/weights/NAME/, evaluated with the evaluate
+command both before and after the fp16 cast (the change must stay under 0.01 NME points), then the
+registry entry becomes "published" with the file's sha256, params and the measured metrics, and the model
+card is written with them. `python -m zoo push zoo/weights/NAME ORG/NAME` then puts it on the Hub.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+
+from zoo import registry
+from zoo.hub import BUNDLED_DIR, load_folder, render_card, save_folder, sha256_file
+
+from .evaluate import evaluate_folder
+
+log = logging.getLogger("train.publish")
+MAX_FP16_CHANGE = 1e-4        # 0.01 NME points, as a fraction
+
+
+def card_body(config: dict, metrics32: dict, metrics16: dict) -> str:
+    t = config.get("training", {})
+    r = config.get("recipe", {})
+    from .recipes import SCRATCH_NOTE
+    lines = ["## Training", "",
+             f"- Recipe `{config['name']}` (train/recipes.py): {t.get('epochs')} epochs, batch {r.get('batch_size')}, "
+             f"{r.get('optimizer')} lr {r.get('lr')}, weight decay {r.get('weight_decay')}, {r.get('schedule')} "
+             f"schedule, ImageNet init: {r.get('pretrained')}.",
+             f"- Augmentation: {r.get('augment')}.",
+             f"- Data: {t.get('data')}.",
+             f"- Hardware: {t.get('hardware')}; bf16 autocast: {t.get('bf16')}; wall time "
+             f"{(t.get('wall_time_s') or 0) / 60:.0f} min; median {t.get('images_per_s')} images/s.",
+             "" if r.get("pretrained", True) else f"- {SCRATCH_NOTE}", "",
+             "## Precision", "",
+             f"Stored as fp16. NME on {metrics16['dataset']} {metrics16['split']} (n={metrics16['n']}): "
+             f"fp32 {100 * metrics32['nme']:.4f}%, fp16 {100 * metrics16['nme']:.4f}% "
+             f"(change {100 * abs(metrics16['nme'] - metrics32['nme']):.4f} points).", ""]
+    return "\n".join(lines)
+
+
+def publish(name: str, run: Path, data: Path, split: str | None = None, limit: int | None = None) -> dict:
+    entry = registry.get(name)
+    config, state = load_folder(run)
+    if config.get("name") != name:
+        raise ValueError(f"{run} holds {config.get('name')!r}, not {name!r}")
+    split = split or {"300w": "common"}.get(entry.dataset, "test")
+    m32 = evaluate_folder(run, data, entry.dataset, split, limit=limit, progress=False)
+    dest = BUNDLED_DIR / name
+    save_folder(dest, state, config, "", fp16=True)
+    sha = sha256_file(dest / "model.safetensors")
+    # Evaluate exactly what users load: the registry entry, resolved to the bundled file and its pin.
+    registry.update_entry(name, status="published", hub={"sha256": sha}, params=config.get("params"))
+    m16 = evaluate_folder(name, data, entry.dataset, split, out_dir=dest, limit=limit, progress=False)
+    change = abs(m16["nme"] - m32["nme"])
+    if change >= MAX_FP16_CHANGE:
+        log.warning("fp16 changes NME by %.5f (>= %.5f): consider shipping fp32", change, MAX_FP16_CHANGE)
+    metrics = {k: m16[k] for k in ("nme", "fr", "auc", "n", "split", "dataset", "command") if k in m16}
+    metrics["nme_fp32"] = m32["nme"]
+    registry.update_entry(name, metrics=metrics)
+    (dest / "README.md").write_text(render_card(config, metrics, card_body(config, m32, m16)))
+    (dest / "metrics.json").write_text(json.dumps({"fp16": m16, "fp32": m32}, indent=1))
+    log.info("published %s: sha256 %s, NME %.3f%% (fp32 %.3f%%)", name, sha, 100 * m16["nme"], 100 * m32["nme"])
+    return metrics
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m train.publish", description=__doc__.splitlines()[0])
+    p.add_argument("name")
+    p.add_argument("--run", type=Path, required=True, help="a training run's final folder")
+    p.add_argument("--data", type=Path, required=True)
+    p.add_argument("--split")
+    p.add_argument("--limit", type=int)
+    a = p.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s")
+    print(json.dumps(publish(a.name, a.run, a.data, a.split, a.limit), indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
