@@ -5,50 +5,19 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from safetensors.torch import save_file
 
 import zoo
 from zoo import crop
-from zoo.hub import local_dir
-from zoo.nets import build_model
+from zoo_fixtures import face_image, write_random_weights, zoo_home  # noqa: F401 (fixture)
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 needs_shared = pytest.mark.skipif(not (SHARED / "data" / "300w").is_dir(), reason="../shared not present")
-
-
-def write_random_weights(name: str) -> Path:
-    """Seeded random weights for a zoo entry, where zoo.load looks ($ZOO_HOME/NAME/model.safetensors)."""
-    e = zoo.card(name)
-    torch.manual_seed(0)
-    model = build_model(e.arch, zoo.get_scheme(e.scheme).num_points, **dict(e.arch_args))
-    if hasattr(model, "set_mean_face"):
-        model.set_mean_face(np.random.default_rng(0).random((model.num_points, 2)) * 0.8 + 0.1)
-    path = local_dir() / name / "model.safetensors"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(path))
-    return path
-
-
-@pytest.fixture
-def zoo_home(tmp_path, monkeypatch):
-    monkeypatch.setenv("ZOO_HOME", str(tmp_path / "zoo_home"))
-    monkeypatch.setattr(zoo.registry, "_ENTRIES", {k: v for k, v in zoo.registry.entries().items()})
-    for name, e in list(zoo.registry._ENTRIES.items()):   # landmarkers: these tests bring their own weights
-        if e.kind == "landmarker":
-            zoo.registry._ENTRIES[name] = replace(e, hub=replace(e.hub, revision=None, sha256=None))
-    monkeypatch.setattr(zoo.hub, "BUNDLED_DIR", tmp_path / "no_bundle")
-    return tmp_path / "zoo_home"
 
 
 @pytest.fixture
 def mbv2(zoo_home):
     write_random_weights("pipnet_mbv2_300w")
     return zoo.load("pipnet_mbv2_300w")
-
-
-def face_image() -> np.ndarray:
-    rng = np.random.default_rng(1)
-    return rng.integers(0, 255, (300, 400, 3), dtype=np.uint8)
 
 
 def test_boxes_give_landmarks_in_image_pixels(mbv2):
