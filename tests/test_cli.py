@@ -7,7 +7,7 @@ import pytest
 from PIL import Image
 
 from zoo.__main__ import main
-from zoo_fixtures import face_image, write_random_weights, zoo_home  # noqa: F401 (fixture)
+from zoo_fixtures import face_image, write_random_weights, random_zoo  # noqa: F401 (fixture)
 
 
 @pytest.mark.parametrize("cmd", ["list", "info", "predict", "export", "bench", "push", "convert"])
@@ -37,7 +37,7 @@ def test_info_and_unknown_name(capsys):
     assert "no zoo entry" in capsys.readouterr().err
 
 
-def test_predict_json_and_annotated_png(zoo_home, tmp_path, capsys):
+def test_predict_json_and_annotated_png(random_zoo, tmp_path, capsys):
     write_random_weights("pipnet_mbv2_300w")
     img = tmp_path / "face.png"
     Image.fromarray(face_image()).save(img)
@@ -51,7 +51,7 @@ def test_predict_json_and_annotated_png(zoo_home, tmp_path, capsys):
     assert (tmp_path / "out_0.png").exists()
 
 
-def test_export_and_bench(zoo_home, tmp_path, capsys):
+def test_export_and_bench(random_zoo, tmp_path, capsys):
     write_random_weights("pipnet_mbv2_300w")
     assert main(["export", "pipnet_mbv2_300w", "--onnx", str(tmp_path / "m.onnx")]) == 0
     info = json.loads(capsys.readouterr().out)
@@ -65,7 +65,7 @@ def test_export_and_bench(zoo_home, tmp_path, capsys):
     assert all(r["model"] > 0 and r["total"] >= r["model"] for r in res["results"])
 
 
-def test_load_of_unpublished_entry_is_a_clear_cli_error(zoo_home, tmp_path, capsys):
+def test_load_of_unpublished_entry_is_a_clear_cli_error(random_zoo, tmp_path, capsys):
     img = tmp_path / "face.png"
     Image.fromarray(face_image()).save(img)
     assert main(["predict", "pipnet_r101_aflw", str(img)]) == 2

@@ -8,14 +8,14 @@ import torch
 
 import zoo
 from zoo import crop
-from zoo_fixtures import face_image, write_random_weights, zoo_home  # noqa: F401 (fixture)
+from zoo_fixtures import face_image, write_random_weights, random_zoo  # noqa: F401 (fixture)
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 needs_shared = pytest.mark.skipif(not (SHARED / "data" / "300w").is_dir(), reason="../shared not present")
 
 
 @pytest.fixture
-def mbv2(zoo_home):
+def mbv2(random_zoo):
     write_random_weights("pipnet_mbv2_300w")
     return zoo.load("pipnet_mbv2_300w")
 
@@ -61,12 +61,12 @@ def test_no_face_gives_empty_result(mbv2):
     assert mbv2.timings["detect"] > 0
 
 
-def test_recipe_only_entry_names_the_training_command(zoo_home):
+def test_recipe_only_entry_names_the_training_command(random_zoo):
     with pytest.raises(zoo.ZooError, match="python -m train pipnet_r101_wflw"):
         zoo.load("pipnet_r101_wflw")
 
 
-def test_mobilefan_loads_and_predicts(zoo_home):
+def test_mobilefan_loads_and_predicts(random_zoo):
     write_random_weights("mobilefan_300w")
     lm = zoo.load("mobilefan_300w")
     assert lm(face_image(), boxes=[[100, 50, 260, 230]])[0].landmarks.shape == (68, 2)
@@ -98,7 +98,7 @@ def test_haar_finds_real_faces_and_landmarks_follow(mbv2):
 
 
 @needs_shared
-def test_faceboxes_detector_entry_via_convert(zoo_home):
+def test_faceboxes_detector_entry_via_convert(random_zoo):
     from zoo.__main__ import main
 
     assert main(["convert", "faceboxes_v2", "--from", str(SHARED / "weights/faceboxes/FaceBoxesV2.pth")]) == 0
@@ -109,7 +109,7 @@ def test_faceboxes_detector_entry_via_convert(zoo_home):
     assert len(faces) >= 1 and faces[0].score > 0.6
 
 
-def test_push_then_load_gives_identical_outputs(hub_server, hf_home, zoo_home, tmp_path):
+def test_push_then_load_gives_identical_outputs(hub_server, hf_home, random_zoo, tmp_path):
     """Push to the loopback Hub with the real huggingface_hub client, load back two ways, compare."""
     write_random_weights("pipnet_r18_300w")
     lm = zoo.load("pipnet_r18_300w")
@@ -125,7 +125,7 @@ def test_push_then_load_gives_identical_outputs(hub_server, hf_home, zoo_home, t
     # The registry route: an entry pinned to that commit and the file's sha256 resolves through the Hub.
     from zoo.hub import sha256_file
     e = zoo.registry._ENTRIES["pipnet_r18_300w"]
-    (zoo_home / "pipnet_r18_300w" / "model.safetensors").unlink()        # nothing local any more
+    (random_zoo / "pipnet_r18_300w" / "model.safetensors").unlink()        # nothing local any more
     zoo.registry._ENTRIES["pipnet_r18_300w"] = replace(e, hub=replace(
         e.hub, repo_id="facezoo-test/pipnet_r18_300w", revision=sha, sha256=sha256_file(folder / "model.safetensors")))
     pinned = zoo.load("pipnet_r18_300w")

@@ -27,14 +27,14 @@ def write_random_weights(name: str) -> Path:
 
 
 @pytest.fixture
-def zoo_home(tmp_path, monkeypatch):
-    monkeypatch.setenv("ZOO_HOME", str(tmp_path / "zoo_home"))
+def random_zoo(zoo_home, tmp_path, monkeypatch):
+    """conftest's empty ZOO_HOME, with landmarker pins lifted and bundled weights hidden."""
     monkeypatch.setattr(zoo.registry, "_ENTRIES", {k: v for k, v in zoo.registry.entries().items()})
     for name, e in list(zoo.registry._ENTRIES.items()):   # landmarkers: these tests bring their own weights
         if e.kind == "landmarker":
             zoo.registry._ENTRIES[name] = replace(e, hub=replace(e.hub, revision=None, sha256=None))
     monkeypatch.setattr(zoo.hub, "BUNDLED_DIR", tmp_path / "no_bundle")
-    return tmp_path / "zoo_home"
+    return zoo_home
 
 
 def face_image() -> np.ndarray:

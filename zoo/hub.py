@@ -1,0 +1,421 @@
+"""Weights on disk and on the Hugging Face Hub, in the spirit of huggingface_hub's ModelHubMixin but small.
+
+A model folder holds exactly three files: ``model.safetensors`` (the state dict), ``config.json`` (what
+``build_model`` needs, plus provenance) and ``README.md`` (the model card, see ``render_card``). The same
+layout is used for bundled weights (``zoo/weights/<name>/``), the user folder (``local_dir()/<name>/``) and
+Hub repos (``save_folder`` -> ``push`` -> ``snapshot`` -> ``load_folder``).
+
+``resolve_weights(entry)`` finds the file a registry entry points at and refuses any file whose sha256
+differs from the one pinned in the registry. huggingface_hub is imported lazily: loading bundled or local
+weights never needs it.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import load_file, save_file
+
+from .registry import Entry, ZooError
+
+logger = logging.getLogger(__name__)
+
+BUNDLED_DIR = Path(__file__).parent / "weights"
+WEIGHTS_NAME = "model.safetensors"
+CONFIG_NAME = "config.json"
+CARD_NAME = "README.md"
+FOLDER_FILES = (WEIGHTS_NAME, CONFIG_NAME, CARD_NAME)
+_COMMIT_SHA = re.compile(r"[0-9a-f]{40}")
+
+
+# ----------------------------------------------------------------------------------------------- files
+def sha256_file(path: str | os.PathLike) -> str:
+    """Hex sha256 of a file, read in 1 MiB chunks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def local_dir() -> Path:
+    """The user's folder for converted/trained weights: ``$ZOO_HOME`` or ``~/.cache/facezoo``."""
+    home = os.environ.get("ZOO_HOME")
+    return Path(home).expanduser() if home else Path.home() / ".cache" / "facezoo"
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)  # an interrupted write never leaves a truncated file behind
+
+
+def save_folder(folder: str | os.PathLike, state_dict: dict[str, torch.Tensor], config: dict[str, Any],
+                card: str, fp16: bool = False) -> Path:
+    """Write ``model.safetensors``, ``config.json`` and ``README.md`` into ``folder``; return the folder.
+
+    Tensors are detached, moved to the CPU and made contiguous (each with its own storage, as safetensors
+    requires). ``fp16=True`` stores floating tensors as float16; integer buffers (BatchNorm's
+    num_batches_tracked) keep their dtype. ``config`` is written with indent 2 and sorted keys.
+    """
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    tensors: dict[str, torch.Tensor] = {}
+    for key, value in state_dict.items():
+        if not isinstance(value, torch.Tensor):
+            raise ZooError(f"state_dict[{key!r}] is a {type(value).__name__}, not a tensor")
+        t = value.detach().to("cpu")
+        if fp16 and t.is_floating_point():
+            t = t.to(torch.float16)
+        tensors[key] = t.contiguous().clone()
+    weights = folder / WEIGHTS_NAME
+    tmp = weights.with_name(weights.name + ".tmp")
+    save_file(tensors, str(tmp), metadata={"format": "pt"})
+    os.replace(tmp, weights)
+    _write_atomic(folder / CONFIG_NAME, (json.dumps(config, indent=2, sort_keys=True) + "\n").encode())
+    _write_atomic(folder / CARD_NAME, (card if card.endswith("\n") else card + "\n").encode())
+    return folder
+
+
+def load_folder(folder: str | os.PathLike) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
+    """(config, state_dict) of a model folder; floating tensors come back as float32.
+
+    Raises ZooError naming the file when config.json or model.safetensors is missing or unreadable.
+    """
+    folder = Path(folder)
+    config_path, weights = folder / CONFIG_NAME, folder / WEIGHTS_NAME
+    for path in (config_path, weights):
+        if not path.is_file():
+            raise ZooError(f"{path}: missing; a model folder holds {', '.join(FOLDER_FILES)} "
+                           "(zoo.hub.save_folder writes them)")
+    try:
+        config = json.loads(config_path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ZooError(f"{config_path}: not valid JSON ({exc})") from exc
+    if not isinstance(config, dict):
+        raise ZooError(f"{config_path}: expected a JSON object, found {type(config).__name__}")
+    try:
+        state = load_file(str(weights), device="cpu")
+    except Exception as exc:  # safetensors raises SafetensorError, OSError, ValueError... for bad files
+        raise ZooError(f"{weights}: not a readable safetensors file ({exc.__class__.__name__}: {exc})") from exc
+    state = {k: v.float() if v.is_floating_point() else v for k, v in state.items()}
+    return config, state
+
+
+# ---------------------------------------------------------------------------------------- resolving
+def _hub_failures() -> tuple[type[BaseException], ...]:
+    """Exceptions a download can end in when the network or the Hub says no (never programming errors)."""
+    from huggingface_hub.errors import EntryNotFoundError, HfHubHTTPError
+
+    failures: list[type[BaseException]] = [HfHubHTTPError, EntryNotFoundError, OSError, ValueError]
+    for module in ("httpx2", "httpx"):  # the client's transport errors are not OSErrors
+        try:
+            failures.append(__import__(module).HTTPError)
+        except (ImportError, AttributeError):
+            pass
+    return tuple(failures)
+
+
+def _from_hub(entry: Entry, cache_only: bool = False) -> tuple[Path | None, str]:
+    """(path, "") from the HF cache or the Hub, or (None, why not). ``cache_only`` makes no request."""
+    hub = entry.hub
+    try:
+        from huggingface_hub import hf_hub_download
+    except ImportError:
+        return None, "huggingface_hub is not installed"
+    try:
+        path = hf_hub_download(hub.repo_id, hub.filename, revision=hub.revision, local_files_only=cache_only)
+    except _hub_failures() as exc:
+        if cache_only:
+            return None, "not in the HF cache"
+        why = _describe_hub_error(exc, hub.repo_id, hub.revision, hub.filename)
+        logger.info("%s: no weights from the Hub: %s", entry.name, why)
+        return None, why
+    return Path(path), ""
+
+
+def _how_to_make(entry: Entry) -> str:
+    if entry.kind == "landmarker":
+        return f"train them with `python -m train {entry.name} --data DIR`"
+    if entry.name == "faceboxes_v2":
+        return "convert the original checkpoint with `python -m zoo convert faceboxes_v2 --from PATH/FaceBoxesV2.pth`"
+    return f"put {entry.hub.filename} in {local_dir() / entry.name}"
+
+
+def resolve_weights(entry: Entry) -> Path:
+    """Path of ``entry``'s weights file, verified against ``entry.hub.sha256`` when that is set.
+
+    Looks in order at (1) the Hub at the pinned ``entry.hub.revision`` (the HF cache first; a network or
+    HTTP failure is logged at INFO and the search goes on), (2) the bundled copy
+    ``zoo/weights/<name>/<filename>``, (3) ``local_dir()/<name>/<filename>``. A file whose sha256 differs
+    from the pinned one raises ZooError and is never returned.
+
+    When the file that (2)/(3) would give already has the pinned sha256, it is the very file (1) would
+    download, so it is returned without a network request (the client's retries make an unreachable Hub
+    cost ~20 s otherwise).
+    """
+    hub = entry.hub
+    candidates = [("bundled", BUNDLED_DIR / entry.name / hub.filename),
+                  ("local", local_dir() / entry.name / hub.filename)]
+    fallback = next((path for _, path in candidates if path.is_file()), None)
+    looked: list[str] = []
+    path: Path | None = None
+    if hub.revision:
+        path, _ = _from_hub(entry, cache_only=True)
+        if path is None and fallback is not None and hub.sha256 and sha256_file(fallback) == hub.sha256.lower():
+            return fallback
+        if path is None:
+            path, why = _from_hub(entry)
+            if path is None:
+                looked.append(f"the Hub ({hub.repo_id}@{hub.revision}: {why})")
+    else:
+        looked.append("the Hub (no revision pinned in the registry)")
+    if path is None:
+        path = fallback
+        looked += [f"{source} {candidate}" for source, candidate in candidates]
+    if path is None:
+        if entry.published:
+            state = "has no weights on this machine and the Hub could not provide them (status: published)"
+        else:
+            state = f"has no weights yet (status: {entry.status})"
+        raise ZooError(f"{entry.name} {state}; {_how_to_make(entry)}. Looked at: {'; '.join(looked)}.")
+    if hub.sha256:
+        actual = sha256_file(path)
+        if actual != hub.sha256.lower():
+            raise ZooError(f"{path}: sha256 mismatch for {entry.name}: expected {hub.sha256}, actual {actual}; "
+                           "refusing to load it (delete the file, or re-publish the entry if it is the right one)")
+    logger.debug("%s: weights %s", entry.name, path)
+    return path
+
+
+# ------------------------------------------------------------------------------------------- the Hub
+def _endpoint() -> str:
+    from huggingface_hub import constants
+
+    return constants.ENDPOINT
+
+
+def _describe_hub_error(exc: BaseException, repo_id: str, revision: str | None, filename: str | None = None) -> str:
+    """One readable line for a huggingface_hub failure."""
+    from huggingface_hub.errors import (
+        EntryNotFoundError,
+        HfHubHTTPError,
+        HFValidationError,
+        LocalEntryNotFoundError,
+        RepositoryNotFoundError,
+        RevisionNotFoundError,
+    )
+
+    rev = revision or "main"
+    where = _endpoint()
+    if isinstance(exc, RevisionNotFoundError):
+        return f"revision {rev!r} not found in Hub repo {repo_id!r} ({where})"
+    if isinstance(exc, RepositoryNotFoundError):
+        return (f"Hub repo {repo_id!r} not found at {where} (or it is private/gated and no valid token was "
+                "given: pass token=... or set HF_TOKEN)")
+    if isinstance(exc, LocalEntryNotFoundError):
+        return (f"could not reach the Hub at {where} for {repo_id}/{filename}@{rev} and it is not in the HF "
+                f"cache ({exc.__cause__ or exc})")
+    if isinstance(exc, EntryNotFoundError):
+        return f"{filename} not found in Hub repo {repo_id!r} at revision {rev!r}"
+    if isinstance(exc, HfHubHTTPError):
+        status = exc.response.status_code if exc.response is not None else "?"
+        server = (exc.server_message or str(exc).splitlines()[0]).strip()
+        if status in (401, 403):
+            return (f"the Hub at {where} refused access to {repo_id!r} (HTTP {status}: {server}); pass token=... "
+                    "or set HF_TOKEN / run `hf auth login`")
+        return f"Hub request for {repo_id!r} failed (HTTP {status}: {server})"
+    if isinstance(exc, HFValidationError):
+        return f"invalid Hub repo id or revision {repo_id!r}@{rev}: {exc}"
+    if isinstance(exc, ValueError):
+        return f"{exc.__class__.__name__}: {exc}"
+    return f"could not reach the Hub at {where} ({exc.__class__.__name__}: {exc})"
+
+
+def snapshot(repo_id: str, revision: str | None = None, token: str | None = None) -> Path:
+    """Download config.json, model.safetensors and README.md of a Hub repo; return their folder.
+
+    The three files land in one snapshot folder of the HF cache: the revision is resolved to a commit by
+    the first download and the others are pinned to it. README.md is optional (a repo without a card still
+    loads); a missing config.json or model.safetensors raises ZooError, as do unknown repos, revisions and
+    connection failures.
+    """
+    from huggingface_hub import hf_hub_download
+    from huggingface_hub.errors import EntryNotFoundError, LocalEntryNotFoundError
+
+    def get(filename: str, rev: str | None) -> Path:
+        try:
+            return Path(hf_hub_download(repo_id, filename, revision=rev, token=token))
+        except _hub_failures() as exc:
+            raise ZooError(f"cannot download {filename} of {repo_id}: "
+                           f"{_describe_hub_error(exc, repo_id, rev, filename)}") from exc
+
+    config = get(CONFIG_NAME, revision)
+    commit = config.parent.name  # <cache>/models--ns--name/snapshots/<commit>/config.json
+    pinned = commit if _COMMIT_SHA.fullmatch(commit) else revision
+    get(WEIGHTS_NAME, pinned)
+    try:
+        hf_hub_download(repo_id, CARD_NAME, revision=pinned, token=token)
+    except EntryNotFoundError as exc:
+        if isinstance(exc, LocalEntryNotFoundError):
+            raise ZooError(f"cannot download {CARD_NAME} of {repo_id}: "
+                           f"{_describe_hub_error(exc, repo_id, pinned, CARD_NAME)}") from exc
+        logger.info("%s@%s has no %s", repo_id, pinned, CARD_NAME)
+    except _hub_failures() as exc:
+        raise ZooError(f"cannot download {CARD_NAME} of {repo_id}: "
+                       f"{_describe_hub_error(exc, repo_id, pinned, CARD_NAME)}") from exc
+    return config.parent
+
+
+def push(folder: str | os.PathLike, repo_id: str, token: str | None = None, revision: str | None = None,
+         tag: str | None = None, private: bool = False, commit_message: str | None = None) -> str:
+    """Upload a model folder (exactly model.safetensors, config.json, README.md) to a Hub repo.
+
+    Creates the repo if needed (``private`` applies to a new repo), commits to branch ``revision``
+    (default main; created from main when missing), then tags the commit with ``tag`` if given.
+    Returns the commit sha (40 hex); when no file changed, the client makes no commit and this is the
+    branch's current head.
+    """
+    from huggingface_hub import HfApi
+
+    folder = Path(folder)
+    missing = [name for name in FOLDER_FILES if not (folder / name).is_file()]
+    if missing:
+        raise ZooError(f"{folder}: missing {', '.join(missing)}; a pushable folder holds "
+                       f"{', '.join(FOLDER_FILES)} (zoo.hub.save_folder writes them)")
+    branch = revision or "main"
+    if _COMMIT_SHA.fullmatch(branch):
+        raise ZooError(f"push needs a branch name, not a commit ({branch}); tag commits with tag=...")
+    api = HfApi(token=token)
+    step = "create the repo"
+    try:
+        api.create_repo(repo_id, exist_ok=True, private=private)
+        if branch != "main":
+            step = f"create branch {branch!r}"
+            api.create_branch(repo_id, branch=branch, exist_ok=True)
+        step = "upload the folder"
+        info = api.upload_folder(
+            folder_path=str(folder), repo_id=repo_id, revision=branch, allow_patterns=list(FOLDER_FILES),
+            commit_message=commit_message or f"Upload {folder.name} with zoo.hub.push",
+        )
+        sha = info.oid
+        if tag:
+            step = f"tag {sha} as {tag!r} (the commit itself is pushed)"
+            api.create_tag(repo_id, tag=tag, revision=sha)
+    except _hub_failures() as exc:
+        from huggingface_hub.errors import HfHubHTTPError
+
+        if isinstance(exc, HfHubHTTPError) and exc.response is not None and exc.response.status_code == 409:
+            why = f"conflict: {(exc.server_message or str(exc)).strip()}"
+        else:
+            why = _describe_hub_error(exc, repo_id, branch)
+        raise ZooError(f"push of {folder} to {repo_id} failed to {step}: {why}") from exc
+    logger.info("pushed %s to %s@%s (%s)", folder, repo_id, branch, sha)
+    return sha
+
+
+# --------------------------------------------------------------------------------------- model card
+_HUB_LICENSES = {
+    "apache-2.0", "mit", "bsd", "bsd-2-clause", "bsd-3-clause", "bsd-3-clause-clear", "cc0-1.0", "cc-by-2.0",
+    "cc-by-3.0", "cc-by-4.0", "cc-by-sa-3.0", "cc-by-sa-4.0", "cc-by-nc-2.0", "cc-by-nc-3.0", "cc-by-nc-4.0",
+    "cc-by-nc-nd-3.0", "cc-by-nc-nd-4.0", "cc-by-nc-sa-2.0", "cc-by-nc-sa-3.0", "cc-by-nc-sa-4.0", "gpl-2.0",
+    "gpl-3.0", "lgpl-3.0", "agpl-3.0", "mpl-2.0", "openrail", "creativeml-openrail-m", "unlicense", "other",
+    "unknown",
+}
+_DATASET_NAMES = {"300w": "300W", "wflw": "WFLW", "cofw": "COFW", "aflw": "AFLW"}
+_METRIC_NAMES = {"nme": "NME", "fr": "Failure rate", "auc": "AUC"}
+_NOT_METRICS = {"n", "split", "dataset", "command", "norm", "threshold", "fr_threshold", "auc_threshold", "limit"}
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-") or "other"
+
+
+def _metric_items(metrics: dict[str, Any]) -> list[tuple[str, float]]:
+    keys = [k for k in ("nme", "fr", "auc") if k in metrics]
+    keys += sorted(k for k, v in metrics.items() if k not in keys and k not in _NOT_METRICS
+                   and isinstance(v, (int, float)) and not isinstance(v, bool))
+    return [(k, float(metrics[k])) for k in keys]
+
+
+def render_card(config: dict[str, Any], metrics: dict[str, Any] | None = None, body: str = "") -> str:
+    """A model card: YAML front matter the Hub reads, then markdown (title, loading, metrics, ``body``).
+
+    ``config`` supplies name, arch, dataset, license (default "other"; then ``license_name`` and
+    ``license_link`` come from config or default to the dataset's terms and this card's License section).
+    ``metrics`` is the registry's form: ``{"nme": .., "fr": .., "auc": .., "n": .., "split": ..,
+    "dataset": .., "command": ..}``; nme, fr and auc each become one model-index result, and every
+    numeric entry (but ``n`` and thresholds) a row of the card's metrics table.
+    """
+    import yaml  # PyYAML, a dependency of huggingface_hub
+
+    metrics = dict(metrics or {})
+    arch = str(config.get("arch", "model"))
+    name = str(config.get("name") or arch)
+    dataset = config.get("dataset") or metrics.get("dataset")
+    lic_raw = str(config.get("license") or "other").strip()
+    lic = lic_raw.split("(")[0].strip().lower()  # "BSD-3-Clause (OpenCV)" -> "bsd-3-clause"
+    if lic not in _HUB_LICENSES:
+        lic = "other"
+
+    meta: dict[str, Any] = {"library_name": "pytorch", "license": lic}
+    if lic == "other":
+        if config.get("license_name"):
+            license_name = str(config["license_name"])
+        elif lic_raw.lower() != "other":
+            license_name = lic_raw
+        else:
+            license_name = f"{dataset}-terms" if dataset else "other"
+        meta["license_name"] = _slug(license_name)
+        meta["license_link"] = str(config.get("license_link") or "README.md#license")
+    tags = ["facial-landmark-detection", "face-alignment", arch, "safetensors"]
+    meta["tags"] = list(dict.fromkeys(t for t in tags if t))
+    if dataset:
+        meta["datasets"] = [str(dataset)]
+    meta["pipeline_tag"] = "keypoint-detection"
+
+    items = _metric_items(metrics)  # all numeric entries go in the card's table
+    indexed = [(k, v) for k, v in items if k in _METRIC_NAMES]  # nme/fr/auc go in model-index too
+    m_dataset = str(metrics.get("dataset") or dataset or "unknown")
+    split = str(metrics.get("split") or "test")
+    if indexed:
+        ds = {"name": _DATASET_NAMES.get(m_dataset.lower(), m_dataset), "type": m_dataset, "split": split}
+        meta["model-index"] = [{"name": name, "results": [  # one result per metric
+            {"task": {"type": "keypoint-detection", "name": "Facial landmark detection"}, "dataset": dict(ds),
+             "metrics": [{"type": k, "value": v, "name": f"{_METRIC_NAMES.get(k, k)} ({split})"}]}
+            for k, v in indexed]}]
+    front = yaml.safe_dump(meta, sort_keys=False, allow_unicode=True, default_flow_style=False)
+
+    pretty_ds = _DATASET_NAMES.get(str(dataset).lower(), str(dataset)) if dataset else None
+    lines = [f"# {name}", ""]
+    what = f"`{arch}` facial landmark model"
+    if config.get("num_points"):
+        what += f" ({config['num_points']} points)"
+    lines += [what + (f" trained on {pretty_ds}." if pretty_ds else "."), ""]
+    lines += ["## How to load", "", "```python", "import zoo", "", f'model = zoo.load("{name}")', "```", "",
+              "The weights are `model.safetensors`; `config.json` holds the architecture arguments.", ""]
+    lines += ["## Metrics", ""]
+    if items:
+        n = metrics.get("n")
+        scope = f"{_DATASET_NAMES.get(m_dataset.lower(), m_dataset)} {split} split" + (f", {n} faces" if n else "")
+        lines += [f"Measured on the {scope}:", ""]
+        lines += ["| Metric | Value |", "|---|---|"]
+        lines += [f"| {_METRIC_NAMES.get(k, k)} | {v:.4f} |" for k, v in items]
+        lines += [""]
+        if metrics.get("command"):
+            lines += ["Measured with:", "", "```bash", str(metrics["command"]), "```", ""]
+    else:
+        lines += ["No metrics measured yet.", ""]
+    if body.strip():
+        lines += [body.strip(), ""]
+    if lic == "other" and meta["license_link"] == "README.md#license" and "## License" not in body:
+        terms = config.get("license_terms") or config.get("notes") or (
+            f"These weights inherit the terms of the {pretty_ds} dataset." if pretty_ds else "See the source.")
+        lines += ["## License", "", str(terms), ""]
+    return f"---\n{front}---\n\n" + "\n".join(lines).rstrip("\n") + "\n"
