@@ -6,16 +6,29 @@ import cv2
 import numpy as np
 
 
-def detector_crop_box(box: np.ndarray, widen: float = 0.1, shift: float = 0.1) -> np.ndarray:
-    """PIPNet demo's rule: widen each side by `widen` x width, move the box down by `shift` x height
-    (a detector box starts above the brows; landmarks start at them). Works on (4,) or (K,4) x0 y0 x1 y1."""
-    b = np.asarray(box, dtype=np.float32).copy()
+# PIPNet demo's rule for FaceBoxes boxes: widen each side by 10% of the width, move down by 10% of the
+# height (a detector box starts above the brows; landmarks start at them). As (dx, dy, sx, sy): the crop's
+# centre moves by (dx * w, dy * h) and its size is (sx * w, sy * h).
+PIPNET_RULE = (0.0, 0.1, 1.2, 1.0)
+
+
+def detector_crop_box(box: np.ndarray, rule: tuple[float, float, float, float] = PIPNET_RULE) -> np.ndarray:
+    """Crop box from a face-detector box under a rule (dx, dy, sx, sy). Works on (4,) or (K,4) x0 y0 x1 y1."""
+    dx, dy, sx, sy = rule
+    b = np.asarray(box, dtype=np.float32)
     w, h = b[..., 2] - b[..., 0], b[..., 3] - b[..., 1]
-    b[..., 0] -= widen * w
-    b[..., 2] += widen * w
-    b[..., 1] += shift * h
-    b[..., 3] += shift * h
-    return b
+    cx, cy = (b[..., 0] + b[..., 2]) / 2 + dx * w, (b[..., 1] + b[..., 3]) / 2 + dy * h
+    return np.stack([cx - sx * w / 2, cy - sy * h / 2, cx + sx * w / 2, cy + sy * h / 2], axis=-1).astype(np.float32)
+
+
+def fit_crop_rule(det_boxes: np.ndarray, crop_boxes: np.ndarray) -> tuple[float, float, float, float]:
+    """The rule (medians) that best maps a detector's boxes to the training crops of the same faces."""
+    d, t = np.asarray(det_boxes, np.float64), np.asarray(crop_boxes, np.float64)
+    w, h = d[:, 2] - d[:, 0], d[:, 3] - d[:, 1]
+    dx = ((t[:, 0] + t[:, 2]) - (d[:, 0] + d[:, 2])) / 2 / w
+    dy = ((t[:, 1] + t[:, 3]) - (d[:, 1] + d[:, 3])) / 2 / h
+    sx, sy = (t[:, 2] - t[:, 0]) / w, (t[:, 3] - t[:, 1]) / h
+    return tuple(round(float(np.median(v)), 4) for v in (dx, dy, sx, sy))
 
 
 def gt_crop_box(landmarks: np.ndarray, scale: float = 1.1) -> np.ndarray:

@@ -22,6 +22,7 @@ log = logging.getLogger(__name__)
 
 class Detector(Protocol):
     name: str
+    crop_rule: tuple[float, float, float, float] | None   # its boxes -> training crops (train.calibrate)
 
     def __call__(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray]: ...
 
@@ -34,6 +35,7 @@ class HaarDetector:
     def __init__(self, entry: Entry, max_side: int = 800):
         self.name = entry.name
         args = entry.arch_args
+        self.crop_rule = tuple(args["crop_rule"]) if args.get("crop_rule") else None
         path = Path(cv2.data.haarcascades) / args["cascade"]
         self.cascade = cv2.CascadeClassifier(str(path))
         if self.cascade.empty():
@@ -69,6 +71,7 @@ class FaceBoxesDetector:
 
         self.name = entry.name
         self.args = entry.arch_args
+        self.crop_rule = tuple(self.args["crop_rule"]) if self.args.get("crop_rule") else None
         self.model = FaceBoxesV2()
         self.model.load_state_dict(load_file(str(resolve_weights(entry))), strict=True)
         self.model.eval()

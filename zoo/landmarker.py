@@ -85,9 +85,11 @@ class Landmarker:
         self.timings = dict.fromkeys(STAGES, 0.0)
         img = load_image(image, color)
         h, w = img.shape[:2]
+        rule = self.preprocess.box_rule
         with self._stage("detect"):
             if boxes is None:
                 det_boxes, scores = self.detector(img)
+                rule = getattr(self.detector, "crop_rule", None) or rule    # measured per detector
             else:
                 try:
                     det_boxes = crop.validate_boxes(boxes, w, h)
@@ -99,8 +101,7 @@ class Landmarker:
         if len(det_boxes) == 0:
             self.timings["total"] = sum(self.timings.values())
             return []
-        p = self.preprocess
-        crop_boxes = crop.detector_crop_box(det_boxes, p.box_widen, p.box_shift)
+        crop_boxes = crop.detector_crop_box(det_boxes, rule)
         points = self._predict(img, crop_boxes)
         self.timings["total"] = sum(self.timings[s] for s in STAGES)
         return [Face(b.astype(np.float32), pts, float(s)) for b, pts, s in zip(det_boxes, points, scores)]

@@ -24,10 +24,10 @@ class Preprocess:
     input_size: int = 256
     mean: tuple[float, float, float] = IMAGENET_MEAN
     std: tuple[float, float, float] = IMAGENET_STD
-    # Crop rule from a detector box (PIPNet's demo): widen each side by box_widen * width, shift down by
-    # box_shift * height. Ground-truth crops (training, evaluation): landmark box scaled by gt_box_scale.
-    box_widen: float = 0.1
-    box_shift: float = 0.1
+    # Crop from a face box given by the caller: (dx, dy, sx, sy), see zoo.crop.detector_crop_box; PIPNet
+    # demo's rule. Zoo detectors carry their own measured rule. Ground-truth crops (training, evaluation):
+    # the landmark box scaled by gt_box_scale.
+    box_rule: tuple[float, float, float, float] = (0.0, 0.1, 1.2, 1.0)
     gt_box_scale: float = 1.1
 
 
@@ -69,7 +69,7 @@ class Entry:
         d = {k: v for k, v in d.items() if k in known}
         d["hub"] = HubRef(**d["hub"])
         pre = dict(d.get("preprocess") or {})
-        for k in ("mean", "std"):
+        for k in ("mean", "std", "box_rule"):
             if k in pre:
                 pre[k] = tuple(pre[k])
         d["preprocess"] = Preprocess(**pre)
