@@ -27,7 +27,7 @@ def card(name: str) -> Entry:
     return get(name)
 
 
-def _build(entry: Entry, state: dict, backend: str, detector: Any, onnx_path: Path | None = None) -> Landmarker:
+def _build(entry: Entry, state: dict, backend: str, detector: Any, weights: Path) -> Landmarker:
     from .nets import build_model
 
     model = build_model(entry.arch, get_scheme(entry.scheme).num_points, **dict(entry.arch_args))
@@ -40,10 +40,11 @@ def _build(entry: Entry, state: dict, backend: str, detector: Any, onnx_path: Pa
     if backend == "torch":
         return Landmarker(model, entry, detector)
     if backend == "onnx":
-        from .hub import local_dir
+        from .hub import local_dir, sha256_file
         from .onnx_backend import OnnxRunner, export_onnx
 
-        path = onnx_path or local_dir() / entry.name / "model.onnx"
+        # Keyed by the weights' hash: new weights never run with a stale exported graph.
+        path = local_dir() / entry.name / f"model-{sha256_file(weights)[:16]}.onnx"
         if not path.exists():
             export_onnx(model, path, entry.preprocess.input_size)
         return Landmarker(model, entry, detector, runner=OnnxRunner(path))
@@ -61,7 +62,7 @@ def load(name: str, backend: str = "torch", detector: Any = "haar") -> Landmarke
     if entry.kind != "landmarker":
         raise ZooError(f"{name!r} is a {entry.kind}; load it with zoo.detectors.load_detector")
     path = resolve_weights(entry)
-    return _build(entry, load_file(str(path)), backend, detector)
+    return _build(entry, load_file(str(path)), backend, detector, path)
 
 
 def load_folder(folder: str | Path, backend: str = "torch", detector: Any = "haar") -> Landmarker:
@@ -70,7 +71,7 @@ def load_folder(folder: str | Path, backend: str = "torch", detector: Any = "haa
 
     config, state = read_folder(Path(folder))
     entry = entry_from_config(config)
-    return _build(entry, state, backend, detector, Path(folder) / "model.onnx" if backend == "onnx" else None)
+    return _build(entry, state, backend, detector, Path(folder) / "model.safetensors")
 
 
 def from_pretrained(repo_id: str, revision: str | None = None, token: str | None = None,

@@ -71,7 +71,7 @@ def convert_checkpoint(
     dst.parent.mkdir(parents=True, exist_ok=True)
     tmp = dst.with_name(dst.name + ".tmp")
     # Write then rename so an interrupted conversion never leaves a truncated file at dst.
-    save_file(tensors, str(tmp), metadata={"format": "pt", "source": src.name})
+    save_file(tensors, str(tmp), metadata={"format": "pt"})   # bytes depend on the tensors alone: pinnable
     os.replace(tmp, dst)
 
     info = {

@@ -13,7 +13,7 @@ PALETTE = [(255, 64, 64), (64, 160, 255), (64, 200, 64), (255, 170, 0), (200, 64
 
 def _sizes(box_or_pts: np.ndarray) -> tuple[int, int]:
     pts = np.asarray(box_or_pts, np.float32).reshape(-1, 2)
-    span = float(max(pts[:, 0].ptp(), pts[:, 1].ptp(), 1.0))
+    span = float(max(np.ptp(pts[:, 0]), np.ptp(pts[:, 1]), 1.0))
     return max(1, round(span / 150)), max(1, round(span / 90))      # line width, point radius
 
 

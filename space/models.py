@@ -1,0 +1,317 @@
+"""Which models this Space can run, and a lazy, bounded cache of loaded ones.
+
+Nothing here downloads: a model is *available* when its weights are published (pinned on the Hub, fetched
+on first use) or already on this machine, looked up in zoo.hub's order (HF cache at the pinned revision,
+bundled ``zoo/weights/<name>/``, ``$ZOO_HOME/<name>/``). With ``HF_HUB_OFFLINE=1`` a published entry
+counts only when it is in the HF cache.
+
+Loaded models are kept in an LRU cache bounded by count and by an estimate of their memory; each is warmed
+up with one untimed call when loaded, and used under its own lock (a Landmarker keeps per-call timings,
+so one instance serves one request at a time).
+"""
+from __future__ import annotations
+
+import importlib.util
+import logging
+import os
+import threading
+import time
+from collections import OrderedDict
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
+
+import zoo
+from zoo import registry
+from zoo.landmarker import STAGES, Face
+from zoo.registry import Entry, ZooError
+
+log = logging.getLogger(__name__)
+
+PEER_NAME = "dlib_68"            # dlib's 68-point shape predictor (train.peers), when dlib is installed
+BACKENDS = ("torch", "onnx")
+
+
+# ------------------------------------------------------------------------------------------ availability
+def _offline() -> bool:
+    return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def local_weights(entry: Entry) -> Path | None:
+    """The weights file of `entry` already on this machine, in zoo.hub.resolve_weights' order, or None.
+
+    Never touches the network: the HF cache is read with try_to_load_from_cache. The sha256 pin is checked
+    when the model is loaded, not here (listing stays cheap).
+    """
+    from zoo.hub import BUNDLED_DIR, local_dir
+
+    hub = entry.hub
+    if hub.revision:
+        try:
+            from huggingface_hub import try_to_load_from_cache
+
+            hit = try_to_load_from_cache(hub.repo_id, hub.filename, revision=hub.revision)
+            if isinstance(hit, str) and Path(hit).is_file():
+                return Path(hit)
+        except Exception as exc:  # no huggingface_hub, odd cache: fall through to the folders
+            log.debug("%s: HF cache lookup failed: %s", entry.name, exc)
+    for candidate in (BUNDLED_DIR / entry.name / hub.filename, local_dir() / entry.name / hub.filename):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def is_available(entry: Entry) -> bool:
+    if local_weights(entry) is not None:
+        return True
+    return entry.published and bool(entry.hub.revision) and not _offline()
+
+
+def available_models() -> list[str]:
+    """Landmarker entries whose weights are published or found locally; the dlib peer last if usable."""
+    names = [n for n in registry.list_models(kind="landmarker") if is_available(registry.get(n))]
+    if peer_available():
+        names.append(PEER_NAME)
+    return names
+
+
+def available_detectors() -> list[str]:
+    """Haar (inside OpenCV, always) and FaceBoxesV2 when its converted weights resolve locally."""
+    out = []
+    for name in registry.list_models(kind="detector"):
+        e = registry.get(name)
+        if e.arch == "haar" or is_available(e):
+            out.append(name)
+    return out
+
+
+def peer_available() -> bool:
+    """dlib's 68-point predictor: train.peers importable, dlib and face-recognition-models installed."""
+    if os.environ.get("SPACE_NO_PEERS"):
+        return False
+    try:
+        if importlib.util.find_spec("dlib") is None or importlib.util.find_spec("train.peers") is None:
+            return False
+        from train.peers import dlib_model_path
+
+        dlib_model_path()
+        return True
+    except Exception:
+        return False
+
+
+def is_peer(name: str) -> bool:
+    return name == PEER_NAME
+
+
+def scheme_name(name: str) -> str:
+    return "68" if is_peer(name) else str(registry.get(name).scheme)
+
+
+# ------------------------------------------------------------------------------------------- the peer
+class PeerLandmarker:
+    """dlib's predictor behind the Landmarker call contract (image, boxes) -> faces, with timings.
+
+    The Space runs one detector for every model, so dlib gets the same face boxes as the zoo models; each
+    box is turned into the evaluation crop box that train.peers maps back to a dlib-like face square.
+    """
+
+    backend = "dlib"
+
+    def __init__(self) -> None:
+        from train.peers import DLIB_SHIFT_UP, DLIB_SIDE, DlibLandmarker
+
+        self._peer = DlibLandmarker()
+        self._side, self._shift = DLIB_SIDE, DLIB_SHIFT_UP
+        self.scheme = self._peer.scheme
+        self.entry = self._peer.entry
+        self.name = PEER_NAME
+        self.model_path = self._peer.model_path
+        self.timings: dict[str, float] = {}
+
+    def _crop_boxes(self, boxes: np.ndarray) -> np.ndarray:
+        """Inverse of train.peers.dlib_face_box for square boxes: face square -> evaluation crop box."""
+        b = np.asarray(boxes, np.float64).reshape(-1, 4)
+        scale = self._peer.entry.preprocess.gt_box_scale
+        side = np.sqrt((b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1]))
+        w = side / self._side                                   # the landmark box it implies
+        cx = (b[:, 0] + b[:, 2]) / 2
+        cy = (b[:, 1] + b[:, 3]) / 2 + self._shift * w
+        half = scale * w / 2
+        return np.stack([cx - half, cy - half, cx + half, cy + half], axis=1)
+
+    def __call__(self, image: np.ndarray, boxes: Any = None, color: str = "rgb") -> list[Face]:
+        if boxes is None:
+            raise ZooError("the dlib peer runs on given face boxes only")
+        self.timings = dict.fromkeys(STAGES, 0.0)
+        img = zoo.load_image(image, color)
+        b = np.asarray(boxes, np.float32).reshape(-1, 4)
+        t0 = time.perf_counter()
+        pts = self._peer.predict_crops(img, self._crop_boxes(b))
+        self.timings["model"] = (time.perf_counter() - t0) * 1000.0
+        self.timings["total"] = self.timings["model"]
+        return [Face(bb, p.astype(np.float32), 1.0) for bb, p in zip(b, pts)]
+
+
+# ------------------------------------------------------------------------------------------- the cache
+def _model_bytes(obj: Any) -> int:
+    """Rough resident size of a loaded model: tensors (+ the ONNX file, + dlib's model file)."""
+    total = 0
+    model = getattr(obj, "model", None)
+    if model is not None and hasattr(model, "state_dict"):
+        total += sum(t.numel() * t.element_size() for t in model.state_dict().values())
+        runner = getattr(obj, "runner", None)
+        if runner is not None and getattr(runner, "path", None) is not None and Path(runner.path).is_file():
+            total += Path(runner.path).stat().st_size
+    path = getattr(obj, "model_path", None)
+    if path is not None and Path(path).is_file():
+        total += Path(path).stat().st_size
+    return total
+
+
+def count_params(obj: Any) -> int | None:
+    model = getattr(obj, "model", None)
+    if model is None or not hasattr(model, "parameters"):
+        return None
+    return int(sum(p.numel() for p in model.parameters()))
+
+
+@dataclass
+class Slot:
+    key: tuple[str, str]
+    obj: Any
+    nbytes: int
+    load_ms: float
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    last_used: float = field(default_factory=time.monotonic)
+
+
+class ModelCache:
+    """LRU cache of ready landmarkers keyed by (name, backend), bounded by count and by bytes."""
+
+    def __init__(self, max_models: int = 4, max_bytes: int | None = 1536 << 20, warmup: bool = True):
+        self.max_models = max(1, int(max_models))
+        self.max_bytes = max_bytes
+        self.warmup = warmup
+        self._slots: OrderedDict[tuple[str, str], Slot] = OrderedDict()
+        self._lock = threading.Lock()
+        self._loading: dict[tuple[str, str], threading.Lock] = {}
+        self.loads = 0                              # how many times a model was (re)loaded: tests read it
+
+    @classmethod
+    def from_env(cls) -> "ModelCache":
+        mb = os.environ.get("SPACE_MAX_MODEL_MB", "1536")
+        return cls(max_models=int(os.environ.get("SPACE_MAX_MODELS", "4")),
+                   max_bytes=int(float(mb) * (1 << 20)) if float(mb) > 0 else None)
+
+    def keys(self) -> list[tuple[str, str]]:
+        with self._lock:
+            return list(self._slots)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._slots.clear()
+
+    def peek(self, name: str, backend: str = "torch") -> Slot | None:
+        with self._lock:
+            return self._slots.get((name, "dlib" if is_peer(name) else backend))
+
+    def get(self, name: str, backend: str = "torch") -> Slot:
+        """The slot of a ready model, loading (and warming up) it on first use."""
+        key = (name, "dlib" if is_peer(name) else backend)
+        with self._lock:
+            slot = self._slots.get(key)
+            if slot is not None:
+                self._slots.move_to_end(key)
+                slot.last_used = time.monotonic()
+                return slot
+            load_lock = self._loading.setdefault(key, threading.Lock())
+        with load_lock:                              # one load per key, however many requests ask at once
+            with self._lock:
+                slot = self._slots.get(key)
+                if slot is not None:
+                    self._slots.move_to_end(key)
+                    return slot
+            t0 = time.perf_counter()
+            obj = self._load(*key)
+            slot = Slot(key, obj, _model_bytes(obj), (time.perf_counter() - t0) * 1000.0)
+            with self._lock:
+                self._slots[key] = slot
+                self.loads += 1
+                self._evict(keep=key)
+        log.info("loaded %s/%s in %.0f ms (%.1f MB)", key[0], key[1], slot.load_ms, slot.nbytes / 2**20)
+        return slot
+
+    @contextmanager
+    def use(self, name: str, backend: str = "torch") -> Iterator[Any]:
+        """The ready model, held exclusively for the duration of the block."""
+        slot = self.get(name, backend)
+        with slot.lock:
+            slot.last_used = time.monotonic()
+            yield slot.obj
+
+    def _evict(self, keep: tuple[str, str]) -> None:
+        def over() -> bool:
+            if len(self._slots) > self.max_models:
+                return True
+            return self.max_bytes is not None and sum(s.nbytes for s in self._slots.values()) > self.max_bytes
+
+        while over() and len(self._slots) > 1:
+            victim = next(k for k in self._slots if k != keep)
+            self._slots.pop(victim)
+            log.info("evicted %s/%s from the model cache", *victim)
+
+    def _load(self, name: str, backend: str) -> Any:
+        if is_peer(name):
+            if not peer_available():
+                raise ZooError("the dlib peer needs dlib and face-recognition-models: "
+                               "pip install dlib-bin face-recognition-models")
+            obj = PeerLandmarker()
+        else:
+            if backend not in BACKENDS:
+                raise ZooError(f"backend must be one of {list(BACKENDS)}, not {backend!r}")
+            entry = registry.get(name)
+            if entry.kind != "landmarker":
+                raise ZooError(f"{name!r} is a {entry.kind}, not a landmark model")
+            obj = zoo.load(name, backend=backend, detector="haar")
+        if self.warmup:                              # first calls pay for allocation/graph setup: not timed
+            size = int(obj.entry.preprocess.input_size)
+            dummy = np.full((size, size, 3), 127, np.uint8)
+            obj(dummy, boxes=[[size * 0.2, size * 0.2, size * 0.8, size * 0.8]])
+        return obj
+
+
+class DetectorCache:
+    """Loaded face detectors by name, each used under its own lock (OpenCV/torch objects, not re-entrant)."""
+
+    def __init__(self) -> None:
+        self._dets: dict[str, tuple[Any, threading.Lock]] = {}
+        self._lock = threading.Lock()
+
+    def _get(self, name: str) -> tuple[Any, threading.Lock]:
+        with self._lock:
+            hit = self._dets.get(name)
+        if hit is not None:
+            return hit
+        from zoo.detectors import load_detector
+
+        det = load_detector(name)
+        det(np.full((240, 320, 3), 127, np.uint8))          # warm-up, untimed
+        with self._lock:
+            return self._dets.setdefault(name, (det, threading.Lock()))
+
+    def detect(self, name: str, image: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
+        """(boxes (K,4), scores (K,), milliseconds) on an RGB image."""
+        det, lock = self._get(name)
+        with lock:
+            t0 = time.perf_counter()
+            boxes, scores = det(image)
+            ms = (time.perf_counter() - t0) * 1000.0
+        return np.asarray(boxes, np.float32).reshape(-1, 4), np.asarray(scores, np.float32).reshape(-1), ms
+
+
+CACHE = ModelCache.from_env()
+DETECTORS = DetectorCache()
