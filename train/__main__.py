@@ -17,7 +17,8 @@ import torch
 from zoo.schemes import get_scheme
 
 from .loop import Trainer, load_train_data
-from .recipes import SCRATCH_NOTE, get_recipe
+from .card import training_markdown
+from .recipes import get_recipe
 
 log = logging.getLogger("train")
 
@@ -32,23 +33,6 @@ def load_teacher(name_or_folder: str, device: str):
     return teacher
 
 
-def recipe_text(trainer: Trainer) -> str:
-    r, t = trainer.recipe, trainer.config()["training"]
-    lines = ["## Training", "",
-             f"- Recipe `{r.name}` (train/recipes.py): {r.epochs} epochs, batch {r.batch_size}, {r.optimizer} "
-             f"lr {r.lr}, weight decay {r.weight_decay}, {r.schedule} schedule, pretrained={r.pretrained}.",
-             f"- Augmentation: {r.augment}.",
-             f"- Data: {t['data']}.",
-             f"- Hardware: {t['hardware']}; bf16 autocast {t['bf16']}; wall time {t['wall_time_s'] / 60:.1f} min; "
-             f"median {t['images_per_s']} images/s; final loss {t['final_loss']}."]
-    if not r.pretrained:
-        lines.append(f"- {SCRATCH_NOTE}")
-    if r.teacher:
-        lines.append(f"- Distillation from `{r.teacher}`: feature-aligned weight {r.fa_weight}, "
-                     f"feature-similarity weight {r.fs_weight}.")
-    return "\n".join(lines) + "\n"
-
-
 def finish(trainer: Trainer, out: Path, data_dir: Path, evaluate: bool, command: str) -> Path:
     """Hub-ready folder in out/final: weights, config, card with measured metrics, CED plot, per-image CSV."""
     from zoo.hub import render_card, save_folder
@@ -56,12 +40,12 @@ def finish(trainer: Trainer, out: Path, data_dir: Path, evaluate: bool, command:
     final = out / "final"
     config = trainer.config()
     state = {k: v.detach().cpu() for k, v in trainer.model.state_dict().items()}
-    save_folder(final, state, config, render_card(config, None, recipe_text(trainer)))
+    save_folder(final, state, config, render_card(config, None, training_markdown(config)))
     metrics = None
     if evaluate:
         from .evaluate import evaluate_folder
         metrics = evaluate_folder(final, data_dir, trainer.recipe.dataset, trainer.recipe.test_split, final)
-        save_folder(final, state, config, render_card(config, metrics, recipe_text(trainer)))
+        save_folder(final, state, config, render_card(config, metrics, training_markdown(config)))
     (final / "train_command.txt").write_text(command + "\n")
     log.info("Hub-ready folder: %s%s", final, f" (NME {metrics['nme']:.4f})" if metrics else "")
     return final

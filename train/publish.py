@@ -16,6 +16,7 @@ from pathlib import Path
 from zoo import registry
 from zoo.hub import BUNDLED_DIR, load_folder, render_card, save_folder, sha256_file
 
+from .card import training_markdown
 from .evaluate import evaluate_folder
 
 log = logging.getLogger("train.publish")
@@ -23,23 +24,11 @@ MAX_FP16_CHANGE = 1e-4        # 0.01 NME points, as a fraction
 
 
 def card_body(config: dict, metrics32: dict, metrics16: dict) -> str:
-    t = config.get("training", {})
-    r = config.get("recipe", {})
-    from .recipes import SCRATCH_NOTE
-    lines = ["## Training", "",
-             f"- Recipe `{config['name']}` (train/recipes.py): {t.get('epochs')} epochs, batch {r.get('batch_size')}, "
-             f"{r.get('optimizer')} lr {r.get('lr')}, weight decay {r.get('weight_decay')}, {r.get('schedule')} "
-             f"schedule, ImageNet init: {r.get('pretrained')}.",
-             f"- Augmentation: {r.get('augment')}.",
-             f"- Data: {t.get('data')}.",
-             f"- Hardware: {t.get('hardware')}; bf16 autocast: {t.get('bf16')}; wall time "
-             f"{(t.get('wall_time_s') or 0) / 60:.0f} min; median {t.get('images_per_s')} images/s.",
-             "" if r.get("pretrained", True) else f"- {SCRATCH_NOTE}", "",
-             "## Precision", "",
-             f"Stored as fp16. NME on {metrics16['dataset']} {metrics16['split']} (n={metrics16['n']}): "
-             f"fp32 {100 * metrics32['nme']:.4f}%, fp16 {100 * metrics16['nme']:.4f}% "
-             f"(change {100 * abs(metrics16['nme'] - metrics32['nme']):.4f} points).", ""]
-    return "\n".join(lines)
+    return training_markdown(config) + "\n".join([
+        "", "## Precision", "",
+        f"Stored as fp16. NME on {metrics16['dataset']} {metrics16['split']} (n={metrics16['n']}): "
+        f"fp32 {100 * metrics32['nme']:.4f}%, fp16 {100 * metrics16['nme']:.4f}% "
+        f"(change {100 * abs(metrics16['nme'] - metrics32['nme']):.4f} points).", ""])
 
 
 def publish(name: str, run: Path, data: Path, split: str | None = None, limit: int | None = None) -> dict:

@@ -1,0 +1,25 @@
+"""The training part of a model card, from a folder's config.json (recipe + training record)."""
+from __future__ import annotations
+
+from typing import Any
+
+from .recipes import SCRATCH_NOTE
+
+
+def training_markdown(config: dict[str, Any]) -> str:
+    r, t = config.get("recipe", {}), config.get("training", {})
+    lines = ["## Training", "",
+             f"- Recipe `{config.get('name')}` (train/recipes.py): {t.get('epochs')} epochs, batch {r.get('batch_size')}, "
+             f"{r.get('optimizer')} lr {r.get('lr')}, weight decay {r.get('weight_decay')}, {r.get('schedule')} "
+             f"schedule, ImageNet init: {r.get('pretrained')}.",
+             f"- Augmentation: {r.get('augment')}.",
+             f"- Data: {t.get('data')}.",
+             f"- Hardware: {t.get('hardware')}; bf16 autocast: {t.get('bf16')}; wall time "
+             f"{(t.get('wall_time_s') or 0) / 60:.0f} min; median {t.get('images_per_s')} images/s; "
+             f"final loss {t.get('final_loss')}."]
+    if not r.get("pretrained", True):
+        lines.append(f"- {SCRATCH_NOTE}")
+    if r.get("teacher"):
+        lines.append(f"- Distillation from `{r['teacher']}`: feature-aligned weight {r.get('fa_weight')}, "
+                     f"feature-similarity weight {r.get('fs_weight')}.")
+    return "\n".join(lines) + "\n"
