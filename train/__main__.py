@@ -64,6 +64,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--limit", type=int, help="use only the first N training faces (smoke tests)")
     p.add_argument("--pretrained", type=Path, help="torchvision ImageNet checkpoint file for the backbone")
     p.add_argument("--no-pretrained", action="store_true", help="train from scratch")
+    p.add_argument("--paper-recipe", action="store_true",
+                   help="the paper's recipe as published (Adam 1e-4, step schedule), not the zoo's from-scratch one")
     p.add_argument("--teacher", help="MobileFAN: teacher zoo entry or folder (default: the recipe's)")
     p.add_argument("--no-distill", action="store_true", help="MobileFAN without distillation (ablation)")
     p.add_argument("--fa-weight", type=float)
@@ -81,9 +83,9 @@ def main(argv: list[str] | None = None) -> int:
         over["pretrained"] = False
     if a.no_distill:
         over.update(teacher=None, fa_weight=0.0, fs_weight=0.0)
-    recipe = get_recipe(a.name, **over)
     if a.teacher:
-        recipe = get_recipe(a.name, **{**over, "teacher": a.teacher})
+        over["teacher"] = a.teacher
+    recipe = get_recipe(a.name, paper=a.paper_recipe, **over)
     out = a.out or Path("runs") / a.name
     data = load_train_data(recipe, a.data, 256, 1.1, a.limit, progress=not a.quiet)
     teacher = load_teacher(recipe.teacher, a.device) if recipe.teacher and (recipe.fa_weight or recipe.fs_weight) else None

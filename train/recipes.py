@@ -73,6 +73,7 @@ def _base(name: str) -> Recipe:
 
 
 RECIPES: dict[str, Recipe] = {n: _base(n) for n in registry.list_models()}
+PAPER_RECIPES: dict[str, Recipe] = dict(RECIPES)      # as published, before our from-scratch changes
 # The published 300W entries: from scratch (see SCRATCH_NOTE); epochs set to what CPU time allowed.
 for _n in ("pipnet_r18_300w", "pipnet_mbv2_300w", "pipnet_r50_300w", "pipnet_r101_300w"):
     RECIPES[_n] = replace(RECIPES[_n], **SCRATCH)
@@ -80,7 +81,12 @@ RECIPES["mobilefan_300w"] = replace(RECIPES["mobilefan_300w"], teacher="pipnet_r
                                     weight_decay=5e-4, optimizer="adamw", augment=SCRATCH["augment"])
 
 
-def get_recipe(name: str, **overrides: Any) -> Recipe:
+def get_recipe(name: str, paper: bool = False, **overrides: Any) -> Recipe:
+    """The zoo entry's recipe (or, with paper=True, the paper's as published), with overrides."""
     if name not in RECIPES:
         raise KeyError(f"no recipe {name!r}; recipes exist for every zoo landmarker: {sorted(RECIPES)}")
-    return replace(RECIPES[name], **{k: v for k, v in overrides.items() if v is not None})
+    base = (PAPER_RECIPES if paper else RECIPES)[name]
+    over = {k: v for k, v in overrides.items() if v is not None}
+    if "epochs" in over and "milestones" not in over:     # a step schedule keeps its shape at any length
+        over["milestones"] = tuple(max(1, round(m * over["epochs"] / base.epochs)) for m in base.milestones)
+    return replace(base, **over)
