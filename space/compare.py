@@ -20,13 +20,14 @@ from typing import Any, Callable, Sequence
 import cv2
 import numpy as np
 
+from zoo.hub import local_weights
 from zoo.images import load_image
 from zoo.landmarker import STAGES, Face
 from zoo.registry import ZooError
 from zoo.schemes import Scheme, get_scheme
 
 from . import render
-from .models import CACHE, DETECTORS, DetectorCache, ModelCache, count_params, local_weights, scheme_name
+from .models import CACHE, DETECTORS, DetectorCache, ModelCache, count_params, scheme_name
 
 log = logging.getLogger(__name__)
 

@@ -27,6 +27,7 @@ import numpy as np
 import zoo
 from zoo import registry
 from zoo.landmarker import STAGES, Face
+from zoo.hub import local_weights
 from zoo.registry import Entry, ZooError
 
 log = logging.getLogger(__name__)
@@ -38,30 +39,6 @@ BACKENDS = ("torch", "onnx")
 # ------------------------------------------------------------------------------------------ availability
 def _offline() -> bool:
     return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
-
-
-def local_weights(entry: Entry) -> Path | None:
-    """The weights file of `entry` already on this machine, in zoo.hub.resolve_weights' order, or None.
-
-    Never touches the network: the HF cache is read with try_to_load_from_cache. The sha256 pin is checked
-    when the model is loaded, not here (listing stays cheap).
-    """
-    from zoo.hub import BUNDLED_DIR, local_dir
-
-    hub = entry.hub
-    if hub.revision:
-        try:
-            from huggingface_hub import try_to_load_from_cache
-
-            hit = try_to_load_from_cache(hub.repo_id, hub.filename, revision=hub.revision)
-            if isinstance(hit, str) and Path(hit).is_file():
-                return Path(hit)
-        except Exception as exc:  # no huggingface_hub, odd cache: fall through to the folders
-            log.debug("%s: HF cache lookup failed: %s", entry.name, exc)
-    for candidate in (BUNDLED_DIR / entry.name / hub.filename, local_dir() / entry.name / hub.filename):
-        if candidate.is_file():
-            return candidate
-    return None
 
 
 def is_available(entry: Entry) -> bool:

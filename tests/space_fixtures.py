@@ -59,7 +59,7 @@ def write_random_weights(home: Path, name: str, seed: int = 0) -> Path:
 def _prepare(home: Path, mp: pytest.MonkeyPatch, names=TEST_MODELS) -> list[str]:
     from zoo import registry
 
-    from space.models import local_weights
+    from zoo.hub import local_weights
 
     mp.setenv("ZOO_HOME", str(home))
     for i, name in enumerate(names):
@@ -79,7 +79,7 @@ def _faceboxes(home: Path, mp: pytest.MonkeyPatch) -> None:
     and no copy resolves already (the detector choice is then tested end to end)."""
     from zoo import registry
 
-    from space.models import local_weights
+    from zoo.hub import local_weights
 
     src = SHARED / "weights" / "faceboxes" / "FaceBoxesV2.pth"
     entry = registry.get("faceboxes_v2")

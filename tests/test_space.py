@@ -53,7 +53,8 @@ def compare(client: Client, image: Path, gt: list[Path] | None = None, models=TE
 def test_available_models_lists_local_weights_only(space_models):
     from zoo import registry
 
-    from space.models import available_detectors, available_models, local_weights
+    from space.models import available_detectors, available_models
+    from zoo.hub import local_weights
 
     names = available_models()
     for n in TEST_MODELS:

@@ -148,6 +148,21 @@ def _how_to_make(entry: Entry) -> str:
     return f"put {entry.hub.filename} in {local_dir() / entry.name}"
 
 
+def _local_candidates(entry: Entry) -> list[tuple[str, Path]]:
+    return [("bundled", BUNDLED_DIR / entry.name / entry.hub.filename),
+            ("local", local_dir() / entry.name / entry.hub.filename)]
+
+
+def local_weights(entry: Entry) -> Path | None:
+    """The weights file of ``entry`` already on this machine (HF cache at the pinned revision, bundled, local),
+    or None. Never touches the network and does not hash the file: cheap enough for listings."""
+    if entry.hub.revision:
+        path, _ = _from_hub(entry, cache_only=True)
+        if path is not None:
+            return path
+    return next((path for _, path in _local_candidates(entry) if path.is_file()), None)
+
+
 def resolve_weights(entry: Entry) -> Path:
     """Path of ``entry``'s weights file, verified against ``entry.hub.sha256`` when that is set.
 
@@ -161,8 +176,7 @@ def resolve_weights(entry: Entry) -> Path:
     cost ~20 s otherwise).
     """
     hub = entry.hub
-    candidates = [("bundled", BUNDLED_DIR / entry.name / hub.filename),
-                  ("local", local_dir() / entry.name / hub.filename)]
+    candidates = _local_candidates(entry)
     fallback = next((path for _, path in candidates if path.is_file()), None)
     looked: list[str] = []
     path: Path | None = None
