@@ -1,6 +1,6 @@
 """Evaluate a landmarker on a dataset split with ground-truth crops (PIPNet's protocol).
 
-    python -m train.evaluate pipnet_resnet18_300w --data ../shared/data/300w --split common \
+    python -m train.evaluate pipnet_r18_300w --data ../shared/data/300w --split common \
         --json runs/eval.json --csv runs/eval.csv --ced runs/ced.png
     python -m train.evaluate runs/my_model/ --data ../shared/data/300w     # a folder: config.json + weights
     python -m train.evaluate dlib --data ../shared/data/300w                # dlib's 68-point predictor
