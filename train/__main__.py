@@ -33,7 +33,8 @@ def load_teacher(name_or_folder: str, device: str):
     return teacher
 
 
-def finish(trainer: Trainer, out: Path, data_dir: Path, evaluate: bool, command: str) -> Path:
+def finish(trainer: Trainer, out: Path, data_dir: Path, evaluate: bool, command: str,
+           progress: bool = True) -> Path:
     """Hub-ready folder in out/final: weights, config, card with measured metrics, CED plot, per-image CSV."""
     from zoo.hub import render_card, save_folder
 
@@ -44,7 +45,8 @@ def finish(trainer: Trainer, out: Path, data_dir: Path, evaluate: bool, command:
     metrics = None
     if evaluate:
         from .evaluate import evaluate_folder
-        metrics = evaluate_folder(final, data_dir, trainer.recipe.dataset, trainer.recipe.test_split, final)
+        metrics = evaluate_folder(final, data_dir, trainer.recipe.dataset, trainer.recipe.test_split, final,
+                                  progress=progress)
         save_folder(final, state, config, render_card(config, metrics, training_markdown(config)))
     (final / "train_command.txt").write_text(command + "\n")
     log.info("Hub-ready folder: %s%s", final, f" (NME {metrics['nme']:.4f})" if metrics else "")
@@ -99,7 +101,7 @@ def main(argv: list[str] | None = None) -> int:
     (out / "recipe.json").write_text(json.dumps(recipe.to_dict(), indent=1))
     trainer.fit(progress=not a.quiet)
     command = "python -m train " + " ".join(shlex.quote(x) for x in (argv if argv is not None else sys.argv[1:]))
-    finish(trainer, out, a.data, not a.no_eval, command)
+    finish(trainer, out, a.data, not a.no_eval, command, progress=not a.quiet)
     return 0
 
 

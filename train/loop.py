@@ -53,7 +53,17 @@ def load_train_data(recipe: Recipe, data_dir: Path, size: int, scale: float, lim
 def hardware(device: str) -> str:
     if device.startswith("cuda") and torch.cuda.is_available():
         return torch.cuda.get_device_name(0)
-    return f"{platform.processor() or platform.machine()} CPU, {torch.get_num_threads()} threads"
+    return f"{cpu_name()}, {torch.get_num_threads()} thread(s)"
+
+
+def cpu_name() -> str:
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return f"{platform.processor() or platform.machine()} CPU"
 
 
 def make_model(recipe: Recipe, mean_face: np.ndarray, pretrained_path: Path | None = None) -> torch.nn.Module:
