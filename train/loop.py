@@ -6,7 +6,6 @@ import json
 import logging
 import math
 import os
-import platform
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +16,7 @@ import torch
 from tqdm import tqdm
 
 from zoo import registry
+from zoo.bench import cpu_name
 from zoo.landmarker import normalise_tensor
 from zoo.nets import build_model
 from zoo.nets.backbones import find_imagenet_checkpoint, load_imagenet
@@ -55,15 +55,6 @@ def hardware(device: str) -> str:
         return torch.cuda.get_device_name(0)
     return f"{cpu_name()}, {torch.get_num_threads()} thread(s)"
 
-
-def cpu_name() -> str:
-    try:
-        for line in open("/proc/cpuinfo"):
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return f"{platform.processor() or platform.machine()} CPU"
 
 
 def make_model(recipe: Recipe, mean_face: np.ndarray, pretrained_path: Path | None = None) -> torch.nn.Module:

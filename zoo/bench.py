@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import platform
 import statistics
 from pathlib import Path
@@ -14,6 +15,17 @@ import torch
 from .landmarker import STAGES
 
 log = logging.getLogger(__name__)
+
+
+def cpu_name() -> str:
+    """The CPU model, for saying where timings come from."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return f"{platform.processor() or platform.machine()} CPU"
 
 
 def bench_image(path: Path | None = None) -> tuple[np.ndarray, np.ndarray | None]:
@@ -60,7 +72,7 @@ def run_bench(names: list[str], backends: list[str], threads: int | None, faces:
     if threads:
         torch.set_num_threads(threads)
     img, box = bench_image(image)
-    out: dict[str, Any] = {"hardware": f"{platform.processor() or platform.machine()}, torch threads "
+    out: dict[str, Any] = {"hardware": f"{cpu_name()}, {os.cpu_count()} cores, torch threads "
                                        f"{torch.get_num_threads()}", "image": list(img.shape), "faces": faces,
                            "repeats": repeats, "detector": detector, "results": []}
     for name in names:
@@ -70,13 +82,13 @@ def run_bench(names: list[str], backends: list[str], threads: int | None, faces:
                 from .onnx_backend import OnnxRunner
                 lm.runner = OnnxRunner(lm.runner.path, threads=threads)  # same thread budget as torch
             res = bench_one(lm, img, box, faces, repeats, warmup)
-            out["results"].append({"model": name, "backend": backend, **res})
+            out["results"].append({"name": name, "backend": backend, **res})
             log.info("%s %s: %s", name, backend, res)
     return out
 
 
 def format_table(result: dict[str, Any]) -> str:
-    cols = ["model", "backend", *STAGES, "total", "per_face", "fps"]
+    cols = ["name", "backend", *STAGES, "total", "per_face", "fps"]
     rows = [[str(r[c]) for c in cols] for r in result["results"]]
     widths = [max(len(c), *(len(r[i]) for r in rows)) for i, c in enumerate(cols)]
     line = lambda vals: "| " + " | ".join(v.ljust(w) for v, w in zip(vals, widths)) + " |"

@@ -54,6 +54,8 @@ class OnnxRunner:
         if threads:
             opts.intra_op_num_threads = threads
         opts.log_severity_level = 3
+        # No busy-waiting between calls: spinning threads would steal the detector's CPU and skew timings.
+        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
         self.session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
         self.input_name = self.session.get_inputs()[0].name
         self.path = Path(path)
