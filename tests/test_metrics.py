@@ -300,3 +300,26 @@ def test_cli_with_zoo_model_folder(tmp_path: Path, capsys):
     assert m["nme"] == pytest.approx(doc["nme"]) and m["split"] == "common"
     assert m["command"].startswith("python -m train.evaluate ") and "--dataset 300w" in m["command"]
     assert {p.name for p in (tmp_path / "final").iterdir()} == {"metrics.json", "per_image_nme.csv", "ced.png"}
+
+
+@pytest.mark.skipif(not fx.have_300w(), reason="shared/data/300w not present")
+def test_evaluate_with_detector_boxes_counts_missed_faces(tmp_path: Path):
+    """--boxes DETECTOR: crops come from matched detections via the detector's rule; a missed face fails."""
+    root = fx.write_300w(tmp_path, per_folder=2)
+    samples = read_dataset("300w", root, "common")
+    queue = [gt_crop_box(s.landmarks, 1.1) for s in samples]
+    queue[2] = None                                             # the detector misses the third face
+
+    class FakeDetector:
+        crop_rule = (0.0, 0.0, 1.0, 1.0)                        # its boxes are the training crops already
+
+        def __call__(self, image):
+            box = queue.pop(0)
+            return (np.zeros((0, 4), np.float32) if box is None else box[None]), np.ones(1, np.float32)
+
+    lm = FakeLandmarker(samples, S68, bad=(1,))
+    r = ev.evaluate(lm, samples, S68, batch=1, progress=False, detector=FakeDetector())
+    assert r.missed == 1 and np.isnan(r.errors[2])
+    np.testing.assert_allclose(r.errors[[0, 1, 3]], [0.05, 0.15, 0.05], atol=1e-5)
+    assert r.nme == pytest.approx((0.05 + 0.15 + 0.05) / 3, abs=1e-5)
+    assert r.fr == 0.5                                          # the 0.15 face and the missed one

@@ -24,21 +24,6 @@ from .datasets import read_dataset
 log = logging.getLogger("train.calibrate")
 
 
-def match(boxes: np.ndarray, landmarks: np.ndarray) -> int | None:
-    """The detection that holds the landmarks' centre and overlaps their box most, if any."""
-    c = landmarks.mean(0)
-    lo, hi = landmarks.min(0), landmarks.max(0)
-    best, best_iou = None, 0.3
-    for i, b in enumerate(boxes):
-        if not (b[0] < c[0] < b[2] and b[1] < c[1] < b[3]):
-            continue
-        inter = np.prod(np.clip(np.minimum(b[2:], hi) - np.maximum(b[:2], lo), 0, None))
-        iou = inter / (np.prod(b[2:] - b[:2]) + np.prod(hi - lo) - inter)
-        if iou > best_iou:
-            best, best_iou = i, iou
-    return best
-
-
 def calibrate(detector_name: str, data: Path, dataset: str = "300w", split: str = "train", scale: float = 1.1,
               limit: int | None = None) -> dict:
     det = load_detector(detector_name)
@@ -46,7 +31,7 @@ def calibrate(detector_name: str, data: Path, dataset: str = "300w", split: str 
     dets, crops = [], []
     for s in tqdm(samples, desc=f"calibrating {detector_name}", leave=False):
         boxes, _ = det(s.load_image() if hasattr(s, "load_image") else load_image(s.image_path))
-        i = match(boxes, s.landmarks)
+        i = crop.match_face(boxes, s.landmarks)
         if i is not None:
             dets.append(boxes[i])
             crops.append(crop.gt_crop_box(s.landmarks, scale))

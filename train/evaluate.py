@@ -56,18 +56,32 @@ class EvalResult:
     auc: float
     n: int
     threshold: float = 0.1
+    missed: int = 0                 # faces the detector did not find (--boxes DETECTOR): NaN errors, failures
     # WFLW attribute subsets (pose, ..., blur), AFLW frontal, and per-folder results (300-W helen/testset)
     subsets: dict[str, SubsetMetrics] = field(default_factory=dict)
 
     def summary(self) -> dict[str, Any]:
         """Headline numbers as fractions (JSON-ready)."""
         return {"nme": self.nme, "fr": self.fr, "auc": self.auc, "n": self.n, "threshold": self.threshold,
+                "missed": self.missed,
                 "subsets": {k: asdict(v) for k, v in self.subsets.items()}}
 
 
 def _metrics(errors: np.ndarray, threshold: float) -> SubsetMetrics:
-    return SubsetMetrics(float(np.mean(errors)), failure_rate(errors, threshold), auc(errors, threshold),
-                         int(len(errors)))
+    """NME over the faces that have a prediction; FR and AUC count missed faces (NaN) as failures."""
+    found = errors[np.isfinite(errors)]
+    return SubsetMetrics(float(np.mean(found)) if len(found) else float("nan"), failure_rate(errors, threshold),
+                         auc(errors, threshold), int(len(errors)))
+
+
+def detector_crops(detector: Any, image: np.ndarray, landmarks: Sequence[np.ndarray], rule: Any) -> list:
+    """Each face's crop box from the detection that matches it (the real-use protocol), or None if missed."""
+    from zoo.crop import detector_crop_box, match_face
+
+    boxes, _ = detector(image)
+    rule = getattr(detector, "crop_rule", None) or rule
+    picks = [match_face(boxes, lm) for lm in landmarks]
+    return [None if j is None else detector_crop_box(boxes[j], rule) for j in picks]
 
 
 def _subset_masks(samples: Sequence[Sample]) -> dict[str, np.ndarray]:
@@ -93,8 +107,9 @@ def _group_by_image(samples: Sequence[Sample]) -> list[list[int]]:
 
 
 def evaluate(landmarker: Landmarker, samples: Sequence[Sample], scheme: Scheme | None = None, batch: int = 16,
-             progress: bool = True, threshold: float = 0.1) -> EvalResult:
-    """NME / FR / AUC of `landmarker` on `samples` with ground-truth crops.
+             progress: bool = True, threshold: float = 0.1, detector: Any = None) -> EvalResult:
+    """NME / FR / AUC of `landmarker` on `samples` with ground-truth crops, or, given a `detector`, with the
+    crops its matched detections give (faces it misses count as failures).
 
     `batch` images are decoded ahead in parallel while the model runs; all faces of one image go to
     `predict_crops` together. `scheme` defaults to the landmarker's.
@@ -130,12 +145,20 @@ def evaluate(landmarker: Landmarker, samples: Sequence[Sample], scheme: Scheme |
             pending = [pool.submit(load, g) for g in chunks[c + 1]] if c + 1 < len(chunks) else []
             for group, fut in zip(chunk, current):
                 image = fut.result()
-                boxes = np.stack([gt_crop_box(samples[i].landmarks, scale) for i in group])
-                out = np.asarray(landmarker.predict_crops(image, boxes), dtype=np.float64)
-                if out.shape != (len(group), scheme.num_points, 2):
-                    raise ValueError(f"predict_crops returned shape {out.shape}, expected "
-                                     f"({len(group)}, {scheme.num_points}, 2)")
-                preds[group] = out
+                if detector is None:
+                    crops = [gt_crop_box(samples[i].landmarks, scale) for i in group]
+                else:
+                    crops = detector_crops(detector, image, [samples[i].landmarks for i in group],
+                                           landmarker.entry.preprocess.box_rule)
+                found = [i for i, c in zip(group, crops) if c is not None]
+                preds[[i for i in group if i not in found]] = np.nan
+                if found:
+                    out = np.asarray(landmarker.predict_crops(image, np.stack([c for c in crops if c is not None])),
+                                     dtype=np.float64)
+                    if out.shape != (len(found), scheme.num_points, 2):
+                        raise ValueError(f"predict_crops returned shape {out.shape}, expected "
+                                         f"({len(found)}, {scheme.num_points}, 2)")
+                    preds[found] = out
                 bar.update(len(group))
 
     gt = np.stack([s.landmarks for s in samples]).astype(np.float64)
@@ -153,7 +176,8 @@ def evaluate(landmarker: Landmarker, samples: Sequence[Sample], scheme: Scheme |
                 names[i] = f"{names[i]}#{j}"
     head = _metrics(errors, threshold)
     subsets = {k: _metrics(errors[m], threshold) for k, m in _subset_masks(samples).items()}
-    return EvalResult(errors, names, head.nme, head.fr, head.auc, head.n, threshold, subsets)
+    missed = int(np.isnan(errors).sum())
+    return EvalResult(errors, names, head.nme, head.fr, head.auc, head.n, threshold, missed, subsets)
 
 
 def load_landmarker(name: str, backend: str = "torch") -> Landmarker:
@@ -176,7 +200,7 @@ def format_table(result: EvalResult, model: str, dataset: str, split: str) -> st
     for k, v in result.subsets.items():
         rows.append((f"  {k}", str(v.n), f"{v.nme * 100:.3f}", f"{v.fr * 100:.2f}", f"{v.auc * 100:.2f}"))
     widths = [max(len(r[i]) for r in rows) for i in range(5)]
-    lines = [f"model: {model}"]
+    lines = [f"model: {model}" + (f"  ({result.missed} face(s) missed by the detector)" if result.missed else "")]
     for r in rows:
         lines.append("  ".join(c.ljust(widths[0]) if i == 0 else c.rjust(widths[i]) for i, c in enumerate(r)))
     return "\n".join(lines)
@@ -207,6 +231,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--limit", type=int, help="only the first N faces")
     p.add_argument("--threshold", type=float, default=0.1, help="failure / AUC threshold (fraction)")
     p.add_argument("--backend", choices=["torch", "onnx"], default="torch")
+    p.add_argument("--boxes", default="gt", help="crops from: 'gt' (landmark box x1.1, PIPNet's protocol) or a "
+                                                 "zoo detector (haar, faceboxes_v2) as in real use; missed faces fail")
+    p.add_argument("--pipnet-rule", action="store_true",
+                   help="with a detector: crop by PIPNet demo's rule instead of the detector's measured one")
     p.add_argument("--no-progress", action="store_true")
     return p
 
@@ -269,8 +297,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         samples = read_dataset(dataset, args.data, split)
         if args.limit:
             samples = samples[:args.limit]
+        detector = None
+        if args.boxes != "gt":
+            from zoo.detectors import load_detector
+            detector = load_detector(args.boxes)
+            if args.pipnet_rule:
+                detector.crop_rule = None       # falls back to the weight's box_rule: PIPNet demo's
         result = evaluate(lm, samples, lm.scheme, batch=args.batch, progress=not args.no_progress,
-                          threshold=args.threshold)
+                          threshold=args.threshold, detector=detector)
     except (ZooError, ValueError, FileNotFoundError, ImportError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
@@ -278,6 +312,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(format_table(result, args.model, dataset, split))
     doc = metrics_doc(result, args.model, dataset, split, lm.scheme,
                       shlex.join(["python", "-m", "train.evaluate", *argv]))
+    doc["boxes"] = args.boxes + (" (PIPNet rule)" if args.pipnet_rule and args.boxes != "gt" else "")
     write_outputs(doc, result, args.json, args.csv, args.ced)
     return 0
 

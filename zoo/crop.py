@@ -31,6 +31,21 @@ def fit_crop_rule(det_boxes: np.ndarray, crop_boxes: np.ndarray) -> tuple[float,
     return tuple(round(float(np.median(v)), 4) for v in (dx, dy, sx, sy))
 
 
+def match_face(boxes: np.ndarray, landmarks: np.ndarray, min_iou: float = 0.3) -> int | None:
+    """Index of the detection that holds the landmarks' centre and overlaps their box most (IoU > min_iou)."""
+    c = landmarks.mean(0)
+    lo, hi = landmarks.min(0), landmarks.max(0)
+    best, best_iou = None, min_iou
+    for i, b in enumerate(np.asarray(boxes, np.float64).reshape(-1, 4)):
+        if not (b[0] < c[0] < b[2] and b[1] < c[1] < b[3]):
+            continue
+        inter = np.prod(np.clip(np.minimum(b[2:], hi) - np.maximum(b[:2], lo), 0, None))
+        iou = inter / (np.prod(b[2:] - b[:2]) + np.prod(hi - lo) - inter)
+        if iou > best_iou:
+            best, best_iou = i, iou
+    return best
+
+
 def gt_crop_box(landmarks: np.ndarray, scale: float = 1.1) -> np.ndarray:
     """The landmark bounding box scaled by `scale` about its centre (PIPNet's 300W training/test crop)."""
     lo, hi = landmarks.min(axis=-2), landmarks.max(axis=-2)
