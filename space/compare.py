@@ -12,7 +12,6 @@ import os
 import platform
 import re
 from dataclasses import dataclass, field
-from functools import lru_cache
 from itertools import combinations
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -20,6 +19,7 @@ from typing import Any, Callable, Sequence
 import cv2
 import numpy as np
 
+from zoo.bench import cpu_name
 from zoo.hub import local_weights
 from zoo.images import load_image
 from zoo.landmarker import STAGES, Face
@@ -41,17 +41,6 @@ Progress = Callable[[float, str], None]
 
 
 # ------------------------------------------------------------------------------------------- hardware
-@lru_cache(maxsize=1)
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.lower().startswith(("model name", "hardware", "processor\t: arm")):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine() or "unknown CPU"
-
-
 def hardware() -> dict[str, Any]:
     """Where the timings come from: CPU model, cores this process may use, torch/onnxruntime threads."""
     import torch
@@ -60,7 +49,7 @@ def hardware() -> dict[str, Any]:
         cpus = len(os.sched_getaffinity(0))
     except (AttributeError, OSError):
         cpus = os.cpu_count() or 1
-    info: dict[str, Any] = {"cpu": _cpu_model(), "cpus": cpus, "torch": torch.__version__.split("+")[0],
+    info: dict[str, Any] = {"cpu": cpu_name(), "cpus": cpus, "torch": torch.__version__.split("+")[0],
                             "torch_threads": torch.get_num_threads(), "platform": platform.platform(terse=True)}
     try:
         import onnxruntime
@@ -369,17 +358,11 @@ def _backend_of(model: str, backend: str) -> str:
 
 
 def nme(pred: np.ndarray, gt: np.ndarray, scheme: Scheme, box: np.ndarray | None = None) -> float:
-    """Normalised mean error of one face (a fraction): train.metrics.nme when present, else the same rule."""
-    try:
-        from train.metrics import nme as train_nme
-    except ImportError:
-        train_nme = None
-    if train_nme is not None:
-        return float(train_nme(np.asarray(pred)[None], np.asarray(gt)[None], scheme,
-                               None if box is None else np.asarray(box, np.float64).reshape(1, 4))[0])
-    norm = float(scheme.norm_distance(np.asarray(gt, np.float64), box))
-    err = float(np.linalg.norm(np.asarray(pred, np.float64) - np.asarray(gt, np.float64), axis=-1).mean())
-    return err / norm if norm > 0 else float("nan")
+    """Normalised mean error of one face (a fraction), by the evaluation's own rule."""
+    from train.metrics import nme as train_nme
+
+    return float(train_nme(np.asarray(pred)[None], np.asarray(gt)[None], scheme,
+                           None if box is None else np.asarray(box, np.float64).reshape(1, 4))[0])
 
 
 def disagreement(fa: Face, fb: Face, scheme: Scheme) -> float:

@@ -10,7 +10,6 @@ import numpy as np
 from tqdm import tqdm
 
 from zoo import crop
-from zoo.images import load_image
 
 log = logging.getLogger(__name__)
 CACHE_DIR = Path(__file__).resolve().parents[1] / "cache"
@@ -21,7 +20,7 @@ def build_crops(samples, size: int, scale: float, progress: bool = True) -> tupl
     imgs = np.zeros((len(samples), size, size, 3), np.uint8)
     lms = np.zeros((len(samples), samples[0].landmarks.shape[0], 2), np.float32)
     for i, s in enumerate(tqdm(samples, desc="caching crops", disable=not progress, leave=False)):
-        image = s.image if getattr(s, "image", None) is not None else load_image(s.image_path)
+        image = s.load_image()
         box = crop.gt_crop_box(s.landmarks, scale)
         imgs[i] = crop.warp(image, crop.crop_matrix(box, size), size)
         lms[i] = (s.landmarks - box[:2]) / (box[2:] - box[:2])

@@ -17,7 +17,6 @@ from tqdm import tqdm
 
 from zoo import crop, registry
 from zoo.detectors import load_detector
-from zoo.images import load_image
 
 from .datasets import read_dataset
 
@@ -30,7 +29,7 @@ def calibrate(detector_name: str, data: Path, dataset: str = "300w", split: str 
     samples = read_dataset(dataset, data, split)[:limit]
     dets, crops = [], []
     for s in tqdm(samples, desc=f"calibrating {detector_name}", leave=False):
-        boxes, _ = det(s.load_image() if hasattr(s, "load_image") else load_image(s.image_path))
+        boxes, _ = det(s.load_image())
         i = crop.match_face(boxes, s.landmarks)
         if i is not None:
             dets.append(boxes[i])
@@ -40,13 +39,9 @@ def calibrate(detector_name: str, data: Path, dataset: str = "300w", split: str 
     dets, crops = np.array(dets), np.array(crops)
     rule = crop.fit_crop_rule(dets, crops)
 
-    def iou(a, b):
-        inter = np.prod(np.clip(np.minimum(a[:, 2:], b[:, 2:]) - np.maximum(a[:, :2], b[:, :2]), 0, None), axis=1)
-        return inter / (np.prod(a[:, 2:] - a[:, :2], 1) + np.prod(b[:, 2:] - b[:, :2], 1) - inter)
-
     return {"detector": detector_name, "rule": list(rule), "matched": len(dets), "faces": len(samples),
-            "iou_with_rule": round(float(np.median(iou(crop.detector_crop_box(dets, rule), crops))), 4),
-            "iou_with_pipnet_rule": round(float(np.median(iou(crop.detector_crop_box(dets), crops))), 4),
+            "iou_with_rule": round(float(np.median(crop.box_iou(crop.detector_crop_box(dets, rule), crops))), 4),
+            "iou_with_pipnet_rule": round(float(np.median(crop.box_iou(crop.detector_crop_box(dets), crops))), 4),
             "command": f"python -m train.calibrate {detector_name} --data {data} --dataset {dataset} --split {split}"}
 
 

@@ -6,6 +6,7 @@ import logging
 import os
 import platform
 import statistics
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -17,11 +18,12 @@ from .landmarker import STAGES
 log = logging.getLogger(__name__)
 
 
+@lru_cache(maxsize=1)
 def cpu_name() -> str:
     """The CPU model, for saying where timings come from."""
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
+            if line.lower().startswith(("model name", "hardware", "processor\t: arm")):
                 return line.split(":", 1)[1].strip()
     except OSError:
         pass

@@ -5,7 +5,6 @@ CLI: ``python -m zoo.convert SRC DST [--strip-prefix module.] [--fp16]`` prints 
 from __future__ import annotations
 
 import argparse
-import hashlib
 import logging
 import os
 from pathlib import Path
@@ -13,15 +12,9 @@ from pathlib import Path
 import torch
 from safetensors.torch import save_file
 
+from .hub import sha256_file
+
 logger = logging.getLogger(__name__)
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _extract_state_dict(obj: object, name: str) -> dict[str, torch.Tensor]:
@@ -75,7 +68,7 @@ def convert_checkpoint(
     os.replace(tmp, dst)
 
     info = {
-        "sha256": _sha256(dst),
+        "sha256": sha256_file(dst),
         "num_params": sum(t.numel() for t in tensors.values() if t.is_floating_point()),
         "keys": len(tensors),
     }

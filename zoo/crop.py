@@ -31,19 +31,21 @@ def fit_crop_rule(det_boxes: np.ndarray, crop_boxes: np.ndarray) -> tuple[float,
     return tuple(round(float(np.median(v)), 4) for v in (dx, dy, sx, sy))
 
 
+def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Element-wise IoU of (K,4) and (K,4) (or broadcastable) x0 y0 x1 y1 boxes."""
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    inter = np.prod(np.clip(np.minimum(a[..., 2:], b[..., 2:]) - np.maximum(a[..., :2], b[..., :2]), 0, None), axis=-1)
+    return inter / (np.prod(a[..., 2:] - a[..., :2], -1) + np.prod(b[..., 2:] - b[..., :2], -1) - inter)
+
+
 def match_face(boxes: np.ndarray, landmarks: np.ndarray, min_iou: float = 0.3) -> int | None:
     """Index of the detection that holds the landmarks' centre and overlaps their box most (IoU > min_iou)."""
+    b = np.asarray(boxes, np.float64).reshape(-1, 4)
     c = landmarks.mean(0)
-    lo, hi = landmarks.min(0), landmarks.max(0)
-    best, best_iou = None, min_iou
-    for i, b in enumerate(np.asarray(boxes, np.float64).reshape(-1, 4)):
-        if not (b[0] < c[0] < b[2] and b[1] < c[1] < b[3]):
-            continue
-        inter = np.prod(np.clip(np.minimum(b[2:], hi) - np.maximum(b[:2], lo), 0, None))
-        iou = inter / (np.prod(b[2:] - b[:2]) + np.prod(hi - lo) - inter)
-        if iou > best_iou:
-            best, best_iou = i, iou
-    return best
+    iou = box_iou(b, np.concatenate([landmarks.min(0), landmarks.max(0)]))
+    holds = (b[:, 0] < c[0]) & (c[0] < b[:, 2]) & (b[:, 1] < c[1]) & (c[1] < b[:, 3])
+    iou = np.where(holds, iou, 0.0)
+    return int(iou.argmax()) if len(b) and iou.max() > min_iou else None
 
 
 def gt_crop_box(landmarks: np.ndarray, scale: float = 1.1) -> np.ndarray:

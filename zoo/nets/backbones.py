@@ -5,7 +5,6 @@ matching, without importing torchvision (whose registry build does not import on
 """
 from __future__ import annotations
 
-import hashlib
 import logging
 from pathlib import Path
 
@@ -176,7 +175,9 @@ def load_imagenet(trunk: nn.Module, path: Path, expect_sha256_prefix: str | None
     """
     path = Path(path)
     if expect_sha256_prefix:
-        digest = hashlib.sha256(path.read_bytes()).hexdigest()
+        from ..hub import sha256_file
+
+        digest = sha256_file(path)
         if not digest.startswith(expect_sha256_prefix):
             raise ValueError(f"{path}: sha256 {digest[:12]}… does not start with {expect_sha256_prefix}")
     state = torch.load(path, map_location="cpu", weights_only=True)
