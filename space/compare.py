@@ -19,10 +19,12 @@ from typing import Any, Callable, Sequence
 import cv2
 import numpy as np
 
+from zoo import metrics
 from zoo.bench import cpu_name
 from zoo.hub import local_weights
 from zoo.images import load_image
 from zoo.landmarker import STAGES, Face
+from zoo.pts import read_pts
 from zoo.registry import ZooError
 from zoo.schemes import Scheme, get_scheme
 
@@ -141,10 +143,6 @@ def read_ground_truth(path: str | Path, display: str | None = None) -> list[np.n
         raise ZooError(f"{display}: ground-truth file is over 5 MB; expected a .pts or a JSON list of [x, y]")
     suffix = Path(display).suffix.lower() or path.suffix.lower()
     if suffix == ".pts":
-        try:
-            from train.datasets.pts import read_pts
-        except ImportError:
-            raise ZooError("reading .pts needs the repository's train package; upload JSON instead") from None
         try:
             return [read_pts(path).astype(np.float32)]
         except ValueError as e:
@@ -359,9 +357,7 @@ def _backend_of(model: str, backend: str) -> str:
 
 def nme(pred: np.ndarray, gt: np.ndarray, scheme: Scheme, box: np.ndarray | None = None) -> float:
     """Normalised mean error of one face (a fraction), by the evaluation's own rule."""
-    from train.metrics import nme as train_nme
-
-    return float(train_nme(np.asarray(pred)[None], np.asarray(gt)[None], scheme,
+    return float(metrics.nme(np.asarray(pred)[None], np.asarray(gt)[None], scheme,
                            None if box is None else np.asarray(box, np.float64).reshape(1, 4))[0])
 
 

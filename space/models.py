@@ -32,7 +32,7 @@ from zoo.registry import Entry, ZooError
 
 log = logging.getLogger(__name__)
 
-PEER_NAME = "dlib_68"            # dlib's 68-point shape predictor (train.peers), when dlib is installed
+PEER_NAME = "dlib_68"            # dlib's 68-point shape predictor (zoo.peers), when dlib is installed
 BACKENDS = ("torch", "onnx")
 
 
@@ -66,13 +66,13 @@ def available_detectors() -> list[str]:
 
 
 def peer_available() -> bool:
-    """dlib's 68-point predictor: train.peers importable, dlib and face-recognition-models installed."""
+    """dlib's 68-point predictor: dlib and face-recognition-models installed."""
     if os.environ.get("SPACE_NO_PEERS"):
         return False
     try:
-        if importlib.util.find_spec("dlib") is None or importlib.util.find_spec("train.peers") is None:
+        if importlib.util.find_spec("dlib") is None:
             return False
-        from train.peers import dlib_model_path
+        from zoo.peers import dlib_model_path
 
         dlib_model_path()
         return True
@@ -93,13 +93,13 @@ class PeerLandmarker:
     """dlib's predictor behind the Landmarker call contract (image, boxes) -> faces, with timings.
 
     The Space runs one detector for every model, so dlib gets the same face boxes as the zoo models; each
-    box is turned into the evaluation crop box that train.peers maps back to a dlib-like face square.
+    box is turned into the evaluation crop box that zoo.peers maps back to a dlib-like face square.
     """
 
     backend = "dlib"
 
     def __init__(self) -> None:
-        from train.peers import DLIB_SHIFT_UP, DLIB_SIDE, DlibLandmarker
+        from zoo.peers import DLIB_SHIFT_UP, DLIB_SIDE, DlibLandmarker
 
         self._peer = DlibLandmarker()
         self._side, self._shift = DLIB_SIDE, DLIB_SHIFT_UP
@@ -110,7 +110,7 @@ class PeerLandmarker:
         self.timings: dict[str, float] = {}
 
     def _crop_boxes(self, boxes: np.ndarray) -> np.ndarray:
-        """Inverse of train.peers.dlib_face_box for square boxes: face square -> evaluation crop box."""
+        """Inverse of zoo.peers.dlib_face_box for square boxes: face square -> evaluation crop box."""
         b = np.asarray(boxes, np.float64).reshape(-1, 4)
         scale = self._peer.entry.preprocess.gt_box_scale
         side = np.sqrt((b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1]))

@@ -15,7 +15,7 @@ import pytest
 import fixtures_datasets as fx
 from train import evaluate as ev
 from train.datasets import Sample, read_dataset
-from train.metrics import auc, ced, failure_rate, nme, plot_ced
+from zoo.metrics import auc, ced, failure_rate, nme, plot_ced
 from zoo.crop import gt_crop_box
 from zoo.registry import Preprocess
 from zoo.schemes import Scheme, get_scheme
@@ -234,7 +234,7 @@ def test_cli_help():
 def _have_dlib() -> bool:
     import importlib.util
 
-    from train.peers import dlib_model_path
+    from zoo.peers import dlib_model_path
 
     if importlib.util.find_spec("dlib") is None:
         return False
@@ -247,7 +247,7 @@ def _have_dlib() -> bool:
 
 @pytest.mark.skipif(not (_have_dlib() and fx.have_300w()), reason="dlib-bin / face-recognition-models or 300w absent")
 def test_dlib_peer_on_real_300w(tmp_path: Path):
-    from train.peers import DlibLandmarker
+    from zoo.peers import DlibLandmarker
 
     samples = read_dataset("300w", fx.W300, "common")[:5]
     lm = DlibLandmarker()
@@ -261,7 +261,7 @@ def test_dlib_peer_on_real_300w(tmp_path: Path):
 def test_dlib_missing_says_how_to_install(monkeypatch):
     import importlib.util
 
-    from train import peers
+    from zoo import peers
 
     monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)
     with pytest.raises(ImportError, match="pip install dlib-bin face-recognition-models"):

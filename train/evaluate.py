@@ -27,7 +27,7 @@ from zoo.crop import gt_crop_box
 from zoo.schemes import Scheme
 
 from .datasets import DATASETS, DEFAULT_SPLITS, SUBSET_FLAGS, Sample, read_dataset
-from .metrics import auc, failure_rate, nme, plot_ced
+from zoo.metrics import auc, failure_rate, nme, plot_ced
 
 log = logging.getLogger(__name__)
 
@@ -183,7 +183,7 @@ def evaluate(landmarker: Landmarker, samples: Sequence[Sample], scheme: Scheme |
 def load_landmarker(name: str, backend: str = "torch") -> Landmarker:
     """`dlib`, a folder with config.json + model.safetensors, or a zoo entry name."""
     if name.lower() == "dlib":
-        from .peers import DlibLandmarker
+        from zoo.peers import DlibLandmarker
         return DlibLandmarker()
     import zoo
 

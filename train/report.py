@@ -49,7 +49,7 @@ def ced_plot(path: Path, peers: dict[str, Path]) -> Path:
     """One CED plot: every published 300W entry (its bundled per-image errors) and the peers' CSVs."""
     from zoo.hub import BUNDLED_DIR
 
-    from .metrics import plot_ced
+    from zoo.metrics import plot_ced
 
     curves = {n: per_image_errors(BUNDLED_DIR / n / "per_image_nme.csv")
               for n in registry.list_models(dataset="300w", published=True)}

@@ -1,5 +1,5 @@
 """Peer landmarkers from other libraries, wrapped in the zoo's landmarker contract (`scheme`, `entry` with
-`preprocess.gt_box_scale`, `predict_crops(image, crop_boxes)`) so `train.evaluate` can score them alike.
+`preprocess.gt_box_scale`, `predict_crops(image, crop_boxes)`) so evaluation, bench and the Space can score them alike.
 
 dlib's 68-point shape predictor ships in the `face-recognition-models` package; it was trained on iBUG
 300-W, whose licence is non-commercial, and it has seen the 300-W training images.
