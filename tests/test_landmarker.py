@@ -56,6 +56,82 @@ def test_wrong_boxes_are_clear_errors(mbv2, boxes, msg):
         mbv2(face_image(), boxes=boxes)
 
 
+class FixedDetector:
+    """A detector object with its own name and crop rule: always the same two boxes."""
+    name, crop_rule = "fixed", (0.02, 0.05, 1.3, 1.25)
+
+    def __call__(self, image):
+        return np.array([[100, 50, 260, 230], [200, 100, 390, 290]], np.float32), np.array([0.9, 0.7], np.float32)
+
+
+def _points(faces):
+    return np.stack([f.landmarks for f in faces])
+
+
+def test_same_boxes_same_landmarks_on_every_path_synthetic(random_zoo):
+    write_random_weights("pipnet_mbv2_300w")
+    lm = zoo.load("pipnet_mbv2_300w", detector=FixedDetector())
+    img = face_image()
+    faces = lm(img)
+    assert [f.detector for f in faces] == ["fixed", "fixed"] and faces[0].score == pytest.approx(0.9)
+    ref = _points(faces)
+    np.testing.assert_array_equal(_points(lm(img, boxes=faces)), ref)
+    np.testing.assert_array_equal(_points(lm(img, boxes=[f.box for f in faces], box_rule="fixed")), ref)
+    np.testing.assert_array_equal(_points(lm(img, boxes=[f.box for f in faces], box_rule=FixedDetector.crop_rule)), ref)
+    assert lm(img, boxes=faces)[1].score == pytest.approx(0.7)
+    # Plain boxes without a rule get the weight's own rule: different crops, different points.
+    assert np.abs(_points(lm(img, boxes=[f.box for f in faces])) - ref).max() > 0.5
+
+    # A registry detector's rule, by name, without loading or running it; Faces carry the name on.
+    haar_rule = zoo.detectors.crop_rule_of("haar")
+    assert haar_rule is not None and haar_rule != lm.preprocess.box_rule
+    boxes = [f.box for f in faces]
+    by_name = lm(img, boxes=boxes, box_rule="haar")
+    assert [f.detector for f in by_name] == ["haar", "haar"]
+    np.testing.assert_array_equal(_points(by_name), _points(lm(img, boxes=boxes, box_rule=haar_rule)))
+    np.testing.assert_array_equal(_points(lm(img, boxes=by_name)), _points(by_name))
+
+
+@needs_shared
+def test_same_boxes_same_landmarks_on_every_path_real_photo():
+    """Bundled r18 weights, Haar, a real 300-W photo: the Space's path (boxes) equals the library's."""
+    lm = zoo.load("pipnet_r18_300w")
+    img = zoo.load_image(SHARED / "data" / "300w" / "helen" / "testset" / "296814969_3.jpg")
+    faces = lm(img)
+    assert faces and all(f.detector == "haar" for f in faces)
+    ref = _points(faces)
+    np.testing.assert_array_equal(_points(lm(img, boxes=faces)), ref)
+    np.testing.assert_array_equal(_points(lm(img, boxes=[f.box for f in faces], box_rule="haar")), ref)
+    np.testing.assert_array_equal(_points(lm(img, boxes=np.stack([f.box for f in faces]), box_rule="haar")), ref)
+
+
+def test_boxes_edge_cases_and_plain_numbers_in_errors(mbv2):
+    assert mbv2(face_image(), boxes=[]) == [] and mbv2(face_image(), boxes=np.zeros((0, 4))) == []
+    with pytest.raises(zoo.ZooError) as e:
+        mbv2(face_image(), boxes=np.array([[600.0, 10, 700, 90]]))
+    assert "[600, 10, 700, 90]" in str(e.value) and "np.float" not in str(e.value)
+    with pytest.raises(zoo.ZooError, match="detectors: .*haar"):
+        mbv2(face_image(), boxes=[[100, 50, 260, 230]], box_rule="hog")
+    with pytest.raises(zoo.ZooError, match="box_rule"):
+        mbv2(face_image(), boxes=[[100, 50, 260, 230]], box_rule=(0, 0, -1, 1))
+    with pytest.raises(zoo.ZooError, match="max_faces"):
+        mbv2(face_image(), max_faces=-1)
+    assert len(mbv2(face_image(), boxes=[[100, 50, 260, 230], [10, 10, 90, 120]], max_faces=1)) == 1
+
+
+def test_detector_none_and_unknown_detector(random_zoo):
+    write_random_weights("pipnet_mbv2_300w")
+    lm = zoo.load("pipnet_mbv2_300w", detector=None)
+    with pytest.raises(zoo.ZooError, match="detector=None: pass boxes"):
+        lm(face_image())
+    faces = lm(face_image(), boxes=[[100, 50, 260, 230]])
+    assert len(faces) == 1 and faces[0].detector is None
+    with pytest.raises(zoo.ZooError, match=r"unknown detector 'hog'.*detectors: \['haar'"):
+        zoo.load("pipnet_mbv2_300w", detector="hog")
+    with pytest.raises(zoo.ZooError, match="unknown detector 'pipnet_r18_300w'"):
+        zoo.load("pipnet_mbv2_300w", detector="pipnet_r18_300w")
+
+
 def test_no_face_gives_empty_result(mbv2):
     assert mbv2(np.full((240, 320, 3), 128, np.uint8)) == []
     assert mbv2.timings["detect"] > 0

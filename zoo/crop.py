@@ -81,18 +81,29 @@ def to_image_coords(norm_points: np.ndarray, boxes: np.ndarray) -> np.ndarray:
     return (norm_points * extent + origin).astype(np.float32)
 
 
+def format_box(box) -> str:
+    """A box as plain numbers, "[600, 10.5, 5, 50]" (never "np.float64(600.0)") for error messages."""
+    return "[" + ", ".join(f"{float(v):g}" for v in np.asarray(box, np.float64).reshape(-1)) + "]"
+
+
 def validate_boxes(boxes, width: int, height: int) -> np.ndarray:
-    """User boxes -> (K,4) float32, or ValueError saying which box is wrong."""
-    b = np.asarray(boxes, dtype=np.float64)
+    """User boxes -> (K,4) float32 (K may be 0), or ValueError saying which box is wrong."""
+    try:
+        b = np.asarray(boxes, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise ValueError(f"boxes must be a list of [x0, y0, x1, y1] numbers, got {boxes!r:.80}") from None
+    if b.size == 0:
+        return np.zeros((0, 4), np.float32)
     if b.ndim == 1 and b.size == 4:
         b = b[None]
     if b.ndim != 2 or b.shape[1] != 4:
-        raise ValueError(f"boxes must be a list of [x0, y0, x1, y1], got shape {b.shape}")
+        raise ValueError(f"boxes must be a list of [x0, y0, x1, y1], got shape {tuple(b.shape)}")
     for i, (x0, y0, x1, y1) in enumerate(b):
         if not np.isfinite([x0, y0, x1, y1]).all():
-            raise ValueError(f"box {i} {list(b[i])} has non-finite values")
+            raise ValueError(f"box {i} {format_box(b[i])} has non-finite values")
         if x1 - x0 < 4 or y1 - y0 < 4:
-            raise ValueError(f"box {i} {list(b[i])} is empty or inverted: need x1 > x0 and y1 > y0 (x0 y0 x1 y1)")
+            raise ValueError(f"box {i} {format_box(b[i])} is empty or inverted: need x1 > x0 and y1 > y0 "
+                             "(x0 y0 x1 y1)")
         if x1 <= 0 or y1 <= 0 or x0 >= width or y0 >= height:
-            raise ValueError(f"box {i} {list(b[i])} lies outside the {width}x{height} image")
+            raise ValueError(f"box {i} {format_box(b[i])} lies outside the {width}x{height} image")
     return b.astype(np.float32)

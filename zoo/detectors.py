@@ -85,8 +85,21 @@ class FaceBoxesDetector:
 _KINDS = {"haar": HaarDetector, "faceboxes": FaceBoxesDetector}
 
 
+def detector_entry(name: str) -> Entry:
+    """The registry entry of detector `name`, or a ZooError listing the detectors (checked at load time)."""
+    entry = registry.entries().get(name) if isinstance(name, str) else None
+    if entry is None or entry.kind != "detector":
+        what = f"a {entry.kind}" if entry is not None else "not a zoo entry"
+        raise ZooError(f"unknown detector {name!r} ({what}); detectors: {registry.list_models(kind='detector')}")
+    return entry
+
+
+def crop_rule_of(name: str) -> tuple[float, float, float, float] | None:
+    """The measured crop rule of detector `name` (from the registry, without loading the detector)."""
+    rule = detector_entry(name).arch_args.get("crop_rule")
+    return tuple(float(v) for v in rule) if rule else None
+
+
 def load_detector(name: str = "haar") -> Detector:
-    entry = registry.get(name)
-    if entry.kind != "detector":
-        raise ZooError(f"{name!r} is a {entry.kind}, not a detector; detectors: {registry.list_models(kind='detector')}")
+    entry = detector_entry(name)
     return _KINDS[entry.arch](entry)

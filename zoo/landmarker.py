@@ -6,7 +6,7 @@ import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any, Iterator, Sequence, Union
 
 import numpy as np
 import torch
@@ -19,6 +19,7 @@ from .schemes import Scheme, get_scheme
 
 log = logging.getLogger(__name__)
 STAGES = ("detect", "preprocess", "model", "decode")
+Rule = tuple[float, float, float, float]
 
 
 @dataclass
@@ -26,10 +27,15 @@ class Face:
     box: np.ndarray          # (4,) x0 y0 x1 y1, image pixels: the detector's (or given) face box
     landmarks: np.ndarray    # (N, 2) float32, image pixels
     score: float             # detector confidence (1.0 for given boxes)
+    detector: str | None = None   # the detector whose box this is (its crop rule goes with it); None: caller's
 
     def to_dict(self) -> dict[str, Any]:
         return {"box": [round(float(v), 2) for v in self.box], "score": round(float(self.score), 4),
+                "detector": self.detector,
                 "landmarks": [[round(float(x), 2), round(float(y), 2)] for x, y in self.landmarks]}
+
+
+Boxes = Union[Sequence[Sequence[float]], np.ndarray, Sequence[Face]]
 
 
 def normalise_tensor(x: torch.Tensor, mean: Sequence[float], std: Sequence[float]) -> torch.Tensor:
@@ -49,6 +55,12 @@ class Landmarker:
 
     def __init__(self, model: nn.Module, entry: Entry, detector: Any = "haar", runner: Any = None,
                  batch_size: int = 32):
+        if isinstance(detector, str):
+            from .detectors import detector_entry
+            detector_entry(detector)                 # an unknown name fails now, listing the detectors
+        elif detector is not None and not callable(detector):
+            raise ZooError(f"detector must be a detector name, a detector object or None, not "
+                           f"{type(detector).__name__}")
         self.model = model.eval()
         self.entry = entry
         self.scheme: Scheme = get_scheme(entry.scheme)
@@ -70,41 +82,92 @@ class Landmarker:
             self._detector = load_detector(self._detector)
         return self._detector
 
+    def rule_for(self, detector: str | None) -> Rule:
+        """The crop rule for boxes made by `detector` (a name; None: the weight's rule for caller boxes)."""
+        if detector is None:
+            return self.preprocess.box_rule
+        own = self._detector
+        if own is not None and not isinstance(own, str) and getattr(own, "name", None) == detector:
+            return getattr(own, "crop_rule", None) or self.preprocess.box_rule   # the loaded object rules
+        from .detectors import crop_rule_of
+        return crop_rule_of(detector) or self.preprocess.box_rule
+
+    def _given_boxes(self, boxes: Boxes, box_rule: str | Sequence[float] | None, w: int, h: int
+                     ) -> tuple[np.ndarray, np.ndarray, list[str | None], list[Rule]]:
+        """Caller boxes -> (K,4) boxes, their scores, the detector name of each and the crop rule of each."""
+        items = [boxes] if isinstance(boxes, Face) else boxes
+        if not isinstance(items, np.ndarray) and any(isinstance(f, Face) for f in items):
+            if not all(isinstance(f, Face) for f in items):
+                raise ZooError("boxes must be all Faces or all [x0, y0, x1, y1] boxes, not a mix")
+            names: list[str | None] = [f.detector for f in items]
+            scores = np.asarray([f.score for f in items], np.float32)
+            items = [f.box for f in items]
+        else:
+            names, scores = [], None
+        try:
+            b = crop.validate_boxes(items, w, h)
+        except ValueError as e:
+            raise ZooError(str(e)) from None
+        scores = np.ones(len(b), np.float32) if scores is None else scores
+        names = names or [None] * len(b)
+        if box_rule is None:
+            return b, scores, names, [self.rule_for(n) for n in names]
+        if isinstance(box_rule, str):
+            return b, scores, [box_rule] * len(b), [self.rule_for(box_rule)] * len(b)
+        try:
+            rule = tuple(float(v) for v in box_rule)
+        except (TypeError, ValueError):
+            rule = ()
+        if len(rule) != 4 or not np.isfinite(rule).all() or rule[2] <= 0 or rule[3] <= 0:
+            raise ZooError(f"box_rule must be a detector name or (dx, dy, sx, sy) with sx, sy > 0, "
+                           f"not {box_rule!r:.80}")
+        return b, scores, [None] * len(b), [rule] * len(b)
+
     @contextmanager
     def _stage(self, name: str) -> Iterator[None]:
         t0 = time.perf_counter()
         yield
         self.timings[name] = self.timings.get(name, 0.0) + (time.perf_counter() - t0) * 1000.0
 
-    def __call__(self, image: ImageInput, boxes: Sequence[Sequence[float]] | np.ndarray | None = None,
-                 color: str = "rgb", max_faces: int | None = None) -> list[Face]:
+    def __call__(self, image: ImageInput, boxes: Boxes | None = None, color: str = "rgb",
+                 max_faces: int | None = None, box_rule: str | Sequence[float] | None = None) -> list[Face]:
         """Faces in `image` (path, PIL image, or array; arrays RGB unless color="bgr").
 
-        `boxes` ([[x0, y0, x1, y1], ...], face boxes as a detector gives them) skips detection.
+        `boxes` skips detection: [[x0, y0, x1, y1], ...] or Faces from an earlier call. A box is cropped by
+        the rule of the detector that made it: a Face's `detector`, else `box_rule` (a detector name such as
+        "haar", or (dx, dy, sx, sy)), else the weight's own rule. The same boxes give the same landmarks on
+        every path: lm(img) == lm(img, boxes=faces) == lm(img, boxes=[f.box ...], box_rule="haar").
         """
         self.timings = dict.fromkeys(STAGES, 0.0)
+        if max_faces is not None and (isinstance(max_faces, bool) or not isinstance(max_faces, (int, np.integer))
+                                      or max_faces < 0):
+            raise ZooError(f"max_faces must be a whole number >= 0 or None, not {max_faces!r}")
+        if boxes is None and self._detector is None:
+            raise ZooError(f"{self.name} was loaded with detector=None: pass boxes=[[x0, y0, x1, y1], ...], "
+                           "or load it with a detector (e.g. detector='haar')")
         img = load_image(image, color)
         h, w = img.shape[:2]
-        rule = self.preprocess.box_rule
         with self._stage("detect"):
             if boxes is None:
+                if box_rule is not None:
+                    raise ZooError("box_rule applies to given boxes; detected boxes use their detector's rule")
                 det_boxes, scores = self.detector(img)
-                rule = getattr(self.detector, "crop_rule", None) or rule    # measured per detector
+                name = getattr(self.detector, "name", None)
+                names, rules = [name] * len(det_boxes), [self.rule_for(name)] * len(det_boxes)
             else:
-                try:
-                    det_boxes = crop.validate_boxes(boxes, w, h)
-                except ValueError as e:
-                    raise ZooError(str(e)) from None
-                scores = np.ones(len(det_boxes), np.float32)
+                det_boxes, scores, names, rules = self._given_boxes(boxes, box_rule, w, h)
         if max_faces is not None:
             det_boxes, scores = det_boxes[:max_faces], scores[:max_faces]
+            names, rules = names[:max_faces], rules[:max_faces]
         if len(det_boxes) == 0:
             self.timings["total"] = sum(self.timings.values())
             return []
-        crop_boxes = crop.detector_crop_box(det_boxes, rule)
+        # One box at a time under its own rule: the same arithmetic whichever path the box came by.
+        crop_boxes = np.stack([crop.detector_crop_box(b, r) for b, r in zip(det_boxes, rules)])
         points = self._predict(img, crop_boxes)
         self.timings["total"] = sum(self.timings[s] for s in STAGES)
-        return [Face(b.astype(np.float32), pts, float(s)) for b, pts, s in zip(det_boxes, points, scores)]
+        return [Face(b.astype(np.float32), pts, float(s), n)
+                for b, pts, s, n in zip(det_boxes, points, scores, names)]
 
     def predict_crops(self, image: np.ndarray, crop_boxes: np.ndarray) -> np.ndarray:
         """Landmarks (K,N,2) in image pixels for explicit crop boxes (evaluation: ground-truth crops)."""
