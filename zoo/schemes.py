@@ -9,6 +9,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .registry import ZooError
+
 
 @dataclass(frozen=True)
 class Contour:
@@ -25,6 +27,8 @@ class Scheme:
     norm_points: tuple[int, int] | None
     norm_desc: str
     contours: tuple[Contour, ...] = field(default=())
+    # Face regions for per-region NME: "jaw", "brows", "nose", "eyes", "mouth" -> 0-based point indices.
+    regions: dict[str, tuple[int, ...]] = field(default_factory=dict, hash=False)
 
     @property
     def flip_perm(self) -> np.ndarray:
@@ -55,6 +59,15 @@ def _chain(a: int, b: int, closed: bool = False) -> Contour:
     return Contour(tuple(range(a, b + 1)), closed)
 
 
+REGIONS = ("jaw", "brows", "nose", "eyes", "mouth")
+
+
+def _regions(**parts: range | tuple[int, ...]) -> dict[str, tuple[int, ...]]:
+    """Regions as index tuples, in REGIONS order whatever the keyword order."""
+    assert set(parts) == set(REGIONS), sorted(parts)
+    return {k: tuple(parts[k]) for k in REGIONS}
+
+
 # 68 points (Multi-PIE / 300-W / iBUG), 0-based.
 _68_pairs = (
     _mirror(range(0, 8), range(16, 8, -1))          # jaw
@@ -67,6 +80,7 @@ W300 = Scheme(
     "68", 68, tuple(_68_pairs), (36, 45), "inter-ocular (outer eye corners 36, 45)",
     (_chain(0, 16), _chain(17, 21), _chain(22, 26), _chain(27, 30), _chain(31, 35),
      _chain(36, 41, True), _chain(42, 47, True), _chain(48, 59, True), _chain(60, 67, True)),
+    _regions(jaw=range(0, 17), brows=range(17, 27), nose=range(27, 36), eyes=range(36, 48), mouth=range(48, 68)),
 )
 
 # 98 points (WFLW), 0-based.
@@ -81,6 +95,9 @@ WFLW = Scheme(
     "98", 98, tuple(_98_pairs), (60, 72), "inter-ocular (outer eye corners 60, 72)",
     (_chain(0, 32), _chain(33, 41, True), _chain(42, 50, True), _chain(51, 54), _chain(55, 59),
      _chain(60, 67, True), _chain(68, 75, True), _chain(76, 87, True), _chain(88, 95, True)),
+    # The pupils (96, 97) count with the eyes.
+    _regions(jaw=range(0, 33), brows=range(33, 51), nose=range(51, 60), eyes=(*range(60, 76), 96, 97),
+             mouth=range(76, 96)),
 )
 
 # 29 points (COFW), 0-based; NME normaliser as in PIPNet's evaluation (points 8 and 9).
@@ -90,6 +107,8 @@ COFW = Scheme(
     (8, 9), "inter-ocular (points 8, 9, PIPNet's COFW convention)",
     (Contour((0, 4, 2, 5)), Contour((1, 6, 3, 7)), Contour((8, 12, 10, 13), True), Contour((9, 14, 11, 15), True),
      Contour((18, 20, 19)), Contour((22, 24, 23, 25, 27), True)),
+    # 16, 17 are the pupils; 28 is the chin, COFW's only jaw point.
+    _regions(jaw=(28,), brows=range(0, 8), nose=range(18, 22), eyes=range(8, 18), mouth=range(22, 28)),
 )
 
 # 19 points (AFLW), 0-based; NME normalised by the face box, sqrt(w * h).
@@ -98,6 +117,8 @@ AFLW = Scheme(
     ((0, 5), (1, 4), (2, 3), (6, 11), (7, 10), (8, 9), (12, 14), (15, 17)),
     None, "face box sqrt(w*h)",
     (_chain(0, 2), _chain(3, 5), _chain(6, 8), _chain(9, 11), _chain(12, 14), _chain(15, 17)),
+    # 18 is the chin.
+    _regions(jaw=(18,), brows=range(0, 6), nose=range(12, 15), eyes=range(6, 12), mouth=range(15, 18)),
 )
 
 SCHEMES: dict[str, Scheme] = {s.name: s for s in (W300, WFLW, COFW, AFLW)}
@@ -113,3 +134,37 @@ def get_scheme(name_or_points: str | int) -> Scheme:
         raise KeyError(f"unknown landmark scheme {name_or_points!r}; known: {sorted(SCHEMES)} "
                        f"or datasets {sorted(DATASET_SCHEMES)}")
     return SCHEMES[key]
+
+
+# WFLW-68: the 68 points of 300-W's order picked out of WFLW's 98 (the cross-dataset protocol's usual subset).
+# WFLW draws the jaw with 33 points where 300-W has 17, so every other one; each brow with 9 (upper edge 5 from
+# the outer end, lower edge 4 back) where 300-W has 5 along the upper edge; each eye with 8 (corner, 3 upper,
+# corner, 3 lower) where 300-W has 6 (corner, 2, corner, 2), so the middle lid points drop; nose and mouth
+# match point for point. Checked on the shared WFLW faces against a 300-W model (tests/test_schemes.py).
+WFLW98_TO_68: tuple[int, ...] = (
+    tuple(range(0, 33, 2))                      # jaw 0-16
+    + tuple(range(33, 38)) + tuple(range(42, 47))  # brows 17-26: upper edges
+    + tuple(range(51, 60))                      # nose 27-35: bridge 51-54, lower nose 55-59
+    + (60, 61, 63, 64, 65, 67)                  # eye 36-41: outer corner, upper lid, inner corner, lower lid
+    + (68, 69, 71, 72, 73, 75)                  # eye 42-47: inner corner, upper lid, outer corner, lower lid
+    + tuple(range(76, 96))                      # mouth 48-67: outer lip 76-87, inner lip 88-95
+)
+_POINT_MAPS: dict[tuple[str, str], tuple[int, ...]] = {("98", "68"): WFLW98_TO_68}
+
+
+def convert_points(points: np.ndarray, src: str, dst: str) -> np.ndarray:
+    """Landmarks (..., N, 2) of scheme `src` as scheme `dst` (names, datasets or point counts: "98", "wflw",
+    68). Only subsets are supported ("98" -> "68"); the same scheme gives the points back unchanged."""
+    try:
+        a, b = get_scheme(src).name, get_scheme(dst).name
+    except KeyError as e:
+        raise ZooError(f"cannot convert points from scheme {src!r} to {dst!r}: {e.args[0]}") from None
+    pts = np.asarray(points)
+    if pts.ndim < 2 or pts.shape[-2:] != (SCHEMES[a].num_points, 2):
+        raise ZooError(f"points of scheme {a!r} must have shape (..., {SCHEMES[a].num_points}, 2), got {pts.shape}")
+    if a == b:
+        return pts
+    if (a, b) not in _POINT_MAPS:
+        known = ", ".join(f"{x}->{y}" for x, y in _POINT_MAPS)
+        raise ZooError(f"no point map from scheme {a!r} to scheme {b!r} (known: {known})")
+    return pts[..., list(_POINT_MAPS[(a, b)]), :]
