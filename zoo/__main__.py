@@ -68,10 +68,15 @@ def cmd_predict(a) -> int:
 
 def cmd_export(a) -> int:
     import zoo
+    from .hub import local_dir
 
-    lm = zoo.load(a.name)
-    info = lm.export_onnx(a.onnx or Path(f"{a.name}.onnx"))
+    # Without --onnx the graph goes to the zoo's cache, never into the current folder (it can be 50 MB).
+    dst = a.onnx if a.onnx is not None else local_dir() / a.name / f"{a.name}.onnx"
+    if dst.is_dir():
+        raise ZooError(f"--onnx {dst} is a folder: give a file path, e.g. {dst / (a.name + '.onnx')}")
+    info = zoo.load(a.name).export_onnx(dst)
     print(json.dumps(info, indent=1))
+    print(f"wrote {dst}", file=sys.stderr)
     return 0
 
 
@@ -134,7 +139,8 @@ def parser() -> argparse.ArgumentParser:
     s.set_defaults(fn=cmd_predict)
     s = sub.add_parser("export", help="export to ONNX and check against torch")
     s.add_argument("name")
-    s.add_argument("--onnx", type=Path, nargs="?", const=None, help="output path (default NAME.onnx)")
+    s.add_argument("--onnx", type=Path, metavar="PATH",
+                   help="output file (default: the zoo cache, ~/.cache/facezoo/NAME/NAME.onnx; the path is printed)")
     s.set_defaults(fn=cmd_export)
     s = sub.add_parser("bench", help="median latency per stage and per face")
     s.add_argument("names", nargs="+")
