@@ -181,10 +181,12 @@ def evaluate(landmarker: Landmarker, samples: Sequence[Sample], scheme: Scheme |
 
 
 def load_landmarker(name: str, backend: str = "torch") -> Landmarker:
-    """`dlib`, a folder with config.json + model.safetensors, or a zoo entry name."""
-    if name.lower() == "dlib":
-        from zoo.peers import DlibLandmarker
-        return DlibLandmarker()
+    """A peer (`dlib`, `dlib_givenbox`, `pfld_ghostone`), a folder with config.json + model.safetensors, or a
+    zoo entry name."""
+    from zoo.peers import is_peer, load_peer
+
+    if is_peer(name.lower()):
+        return load_peer(name.lower())
     import zoo
 
     if Path(name).is_dir():
@@ -218,7 +220,8 @@ def write_csv(path: Path, result: EvalResult) -> None:
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m train.evaluate", description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("model", metavar="NAME_OR_FOLDER", help="zoo entry name, model folder, or 'dlib'")
+    p.add_argument("model", metavar="NAME_OR_FOLDER", help="zoo entry name, model folder, or a peer: dlib (own HOG "
+                   "detector), dlib_givenbox, pfld_ghostone ($ZOO_HOME/pfld_ghostone/)")
     p.add_argument("--data", required=True, type=Path, help="dataset root folder")
     p.add_argument("--dataset", choices=DATASETS, help="dataset format (default: the model's dataset)")
     p.add_argument("--format", choices=["pts"], help="same as --dataset pts: any folder of images + .pts")
