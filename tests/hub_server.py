@@ -20,6 +20,11 @@ HEAD   /[{type}s/]{ns}/{name}/resolve/{rev}/{path}        file metadata: ETag, X
 GET    same                                               file content (Range supported)
 =======================================================  ==========================================
 
+Faults for reliability tests (``inject``): a download (GET .../resolve/...) can be answered with an HTTP
+status (500, 429 + Retry-After, ...), dropped mid-body (the connection closes after half the bytes), truncated
+(a complete response that is short), or altered (same length, one byte flipped). Each fault hits the next
+``times`` matching requests and counts its ``hits``.
+
 Errors carry ``X-Error-Code`` (RepoNotFound, RevisionNotFound, EntryNotFound), ``X-Error-Message`` and a JSON
 ``{"error": ...}`` body, which is what the client turns into its typed exceptions. Started with ``token=...``,
 every request must carry ``Authorization: Bearer <token>`` (401 otherwise). Repo ids must be ``namespace/name``.
@@ -103,6 +108,23 @@ class HubError(Exception):
         self.extra = extra or {}
 
 
+FAULT_KINDS = ("status", "drop", "truncate", "alter")
+
+
+@dataclass
+class Fault:
+    kind: str                    # one of FAULT_KINDS
+    path: str | None = None      # file path in the repo it applies to; None: any file
+    times: int = 1               # how many matching requests it hits; -1: all of them
+    status: int = 500            # for kind "status"
+    retry_after: int | None = None   # Retry-After header (seconds) for kind "status"
+    methods: tuple[str, ...] = ("GET",)
+    hits: int = 0
+
+    def matches(self, method: str, path: str) -> bool:
+        return self.times != 0 and method in self.methods and self.path in (None, path)
+
+
 def _repo_not_found(repo_id: str) -> HubError:
     return HubError(404, f"Repository not found: {repo_id}", "RepoNotFound")
 
@@ -121,6 +143,32 @@ class HubServer:
         self._httpd: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
         self._conns: set[socket.socket] = set()
+        self.faults: list[Fault] = []
+
+    # ------------------------------------------------------------------------------------ faults
+    def inject(self, kind: str, path: str | None = None, times: int = 1, status: int = 500,
+               retry_after: int | None = None, methods: tuple[str, ...] = ("GET",)) -> Fault:
+        """Make the next ``times`` downloads of ``path`` fail as ``kind`` (see the module docstring)."""
+        if kind not in FAULT_KINDS:
+            raise ValueError(f"fault kind must be one of {FAULT_KINDS}, not {kind!r}")
+        fault = Fault(kind, path, times, status, retry_after, tuple(methods))
+        with self._lock:
+            self.faults.append(fault)
+        return fault
+
+    def clear_faults(self) -> None:
+        with self._lock:
+            self.faults.clear()
+
+    def _take_fault(self, method: str, path: str) -> Fault | None:
+        with self._lock:
+            for fault in self.faults:
+                if fault.matches(method, path):
+                    fault.hits += 1
+                    if fault.times > 0:
+                        fault.times -= 1
+                    return fault
+        return None
 
     # ----------------------------------------------------------------------------------- lifecycle
     @property
@@ -594,7 +642,35 @@ class _Handler(BaseHTTPRequestHandler):
                                headers={"Content-Range": f"bytes */{len(content)}"})
             status = 206
             headers["Content-Range"] = f"bytes {start}-{end - 1}/{len(content)}"
+        fault = hub._take_fault(method, path)
+        if fault is not None:
+            return self._serve_fault(fault, status, content[start:end], headers)
         self._send(status, content[start:end], "application/octet-stream", headers)
+
+    def _serve_fault(self, fault: Fault, status: int, body: bytes, headers: dict[str, str]) -> None:
+        if fault.kind == "status":
+            extra = {"Retry-After": str(fault.retry_after)} if fault.retry_after is not None else {}
+            raise HubError(fault.status, f"injected fault: HTTP {fault.status}", headers=extra)
+        if fault.kind == "truncate":     # a complete, well-formed response that is simply short
+            return self._send(status, body[:len(body) // 2], "application/octet-stream", headers)
+        if fault.kind == "alter":        # same length, one byte flipped: only a hash can tell
+            mid = len(body) // 2
+            body = body[:mid] + bytes([body[mid] ^ 0xFF]) + body[mid + 1:] if body else body
+            return self._send(status, body, "application/octet-stream", headers)
+        # "drop": promise the whole body, send half of it, then close the connection
+        self.send_response(status)
+        self.send_header("Content-Type", "application/octet-stream")
+        self.send_header("Content-Length", str(len(body)))
+        for key, value in headers.items():
+            self.send_header(key, value)
+        self.end_headers()
+        self.wfile.write(body[:len(body) // 2])
+        self.wfile.flush()
+        self.close_connection = True
+        try:
+            self.connection.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
 
 
 def point_client_at(monkeypatch: Any, url: str) -> None:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import types
 from dataclasses import replace
 from pathlib import Path
@@ -376,3 +377,116 @@ def test_server_speaks_enough_of_the_hub_api(hub_server, hf_home, tiny_folder, r
     with pytest.raises(RemoteEntryNotFoundError):
         hf_hub_download(repo_id, "missing.bin")
     assert not any(("xet" in p.lower()) or ("lfs" in p.lower()) for _, p in hub_server.requests)
+
+
+# ------------------------------------------------------------------------------ faults survived (reliability)
+@pytest.fixture
+def faults(hub_server, hf_home, zoo_home, no_bundled, shared, monkeypatch):
+    """The shared repo behind a Hub that misbehaves on demand; every wait is recorded instead of slept."""
+    from huggingface_hub import file_download
+    from huggingface_hub.utils import _http
+
+    waits: dict[str, list[float]] = {"zoo": [], "client": []}
+    monkeypatch.setattr(hub, "_sleep", waits["zoo"].append)
+    client_sleep = types.SimpleNamespace(sleep=waits["client"].append)
+    monkeypatch.setattr(_http, "time", client_sleep)            # the client's HTTP backoff (429, HEAD retries)
+    monkeypatch.setattr(file_download, "time", client_sleep)    # its pause before resuming a dropped transfer
+    digest = sha256_file(shared["folder"] / "model.safetensors")
+    entry = _entry(shared["repo_id"], shared["sha"], digest)
+    hub_server.clear_faults()
+    yield types.SimpleNamespace(server=hub_server, entry=entry, digest=digest, waits=waits, shared=shared,
+                                start=len(hub_server.requests))
+    hub_server.clear_faults()
+
+
+def _cached(f) -> Path | None:
+    """The weights file a later load would find in the HF cache, if any."""
+    from huggingface_hub import try_to_load_from_cache
+
+    found = try_to_load_from_cache(f.shared["repo_id"], "model.safetensors", revision=f.shared["sha"])
+    return Path(found) if isinstance(found, str) else None
+
+
+def _gets(f) -> int:
+    return sum(m == "GET" and p.endswith("/model.safetensors") for m, p in f.server.requests[f.start:])
+
+
+def test_fault_connection_dropped_mid_download(faults):
+    drop = faults.server.inject("drop", "model.safetensors", times=1)
+    path = resolve_weights(faults.entry)
+    assert sha256_file(path) == faults.digest and drop.hits == 1
+    assert faults.waits["client"] == [1] and faults.waits["zoo"] == []     # the client resumed the transfer
+
+
+def test_fault_connection_dropped_every_time(faults, caplog):
+    faults.server.inject("drop", "model.safetensors", times=-1)
+    with pytest.raises(ZooError, match=r"connection to http://127\.0\.0\.1:\d+ broke off during the download of "
+                                       r"model\.safetensors .*after 3 attempts"):
+        resolve_weights(faults.entry)
+    assert faults.waits["zoo"] == [hub.HUB_BACKOFF_S, 2 * hub.HUB_BACKOFF_S]     # bounded, with backoff
+    assert _cached(faults) is None
+    faults.server.clear_faults()
+    assert sha256_file(resolve_weights(faults.entry)) == faults.digest          # and it recovers afterwards
+
+
+@pytest.mark.parametrize("times", [1, -1])
+def test_fault_http_500(faults, times):
+    faults.server.inject("status", "model.safetensors", times=times, status=500)
+    if times == 1:            # the client does not retry a GET that answers 500: the zoo does
+        assert sha256_file(resolve_weights(faults.entry)) == faults.digest
+        assert faults.waits["zoo"] == [hub.HUB_BACKOFF_S] and _gets(faults) == 2
+        return
+    with pytest.raises(ZooError, match=r"HTTP 500.*\(after 3 attempts\)"):
+        resolve_weights(faults.entry)
+    assert _gets(faults) == hub.HUB_ATTEMPTS and _cached(faults) is None
+
+
+def test_fault_http_429_waits_for_retry_after(faults):
+    faults.server.inject("status", "model.safetensors", times=2, status=429, retry_after=7)
+    assert sha256_file(resolve_weights(faults.entry)) == faults.digest
+    assert faults.waits["client"] == [8.0, 8.0] and faults.waits["zoo"] == []   # Retry-After (+1 s), by the client
+
+
+def test_fault_truncated_file(faults):
+    short = faults.server.inject("truncate", "model.safetensors", times=1)
+    assert sha256_file(resolve_weights(faults.entry)) == faults.digest and short.hits == 1
+    faults.server.inject("truncate", "model.safetensors", times=-1)
+    hub.evict_cached(_cached(faults))              # start from an empty cache
+    with pytest.raises(ZooError, match=r"download of model\.safetensors .* came back short .*after 3 attempts"):
+        resolve_weights(faults.entry)
+    assert _cached(faults) is None                 # a short file never enters the cache
+
+
+def test_fault_altered_file_is_refused_and_never_cached(faults):
+    once = faults.server.inject("alter", "model.safetensors", times=1)
+    assert sha256_file(resolve_weights(faults.entry)) == faults.digest and once.hits == 1   # re-fetched once
+    hub.evict_cached(_cached(faults))
+    faults.server.inject("alter", "model.safetensors", times=-1)
+    with pytest.raises(ZooError, match=rf"sha256 mismatch for {ENTRY}: expected {faults.digest}.*2 time\(s\).*"
+                                       r"deleted from the HF cache"):
+        resolve_weights(faults.entry)
+    assert _cached(faults) is None
+    faults.server.clear_faults()
+    assert sha256_file(resolve_weights(faults.entry)) == faults.digest
+
+
+def test_damaged_cache_file_is_replaced_not_trusted(faults):
+    path = resolve_weights(faults.entry)
+    blob = Path(os.path.realpath(path))
+    blob.write_bytes(blob.read_bytes()[:-10] + b"0123456789")         # bit rot on disk, same size
+    n = _gets(faults)
+    again = resolve_weights(faults.entry)
+    assert sha256_file(again) == faults.digest and _gets(faults) == n + 1
+
+
+def test_zoo_load_says_what_happened(faults, monkeypatch):
+    import zoo
+
+    monkeypatch.setitem(registry.entries(), ENTRY, faults.entry)
+    faults.server.inject("alter", "model.safetensors", times=-1)
+    with pytest.raises(zoo.ZooError, match="sha256 mismatch.*refused"):
+        zoo.load(ENTRY)
+    faults.server.clear_faults()
+    faults.server.inject("status", "model.safetensors", times=1, status=503)
+    lm = zoo.load(ENTRY)
+    assert lm.name == ENTRY and faults.waits["zoo"] == [hub.HUB_BACKOFF_S]

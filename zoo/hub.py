@@ -16,6 +16,7 @@ import json
 import logging
 import os
 import re
+import time
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +33,13 @@ CONFIG_NAME = "config.json"
 CARD_NAME = "README.md"
 FOLDER_FILES = (WEIGHTS_NAME, CONFIG_NAME, CARD_NAME)
 _COMMIT_SHA = re.compile(r"[0-9a-f]{40}")
+# Downloads of one weights file, on top of huggingface_hub's own retries (it retries its HEAD on 429/5xx and
+# network errors, a GET on 429 with Retry-After, and resumes a dropped transfer 5 times, but not a GET that
+# answers 5xx nor a short file). Waits between attempts double from HUB_BACKOFF_S, capped at HUB_BACKOFF_MAX_S.
+HUB_ATTEMPTS = 3
+HUB_BACKOFF_S = 2.0
+HUB_BACKOFF_MAX_S = 16.0
+_sleep = time.sleep   # tests swap this for a recorder
 
 
 # ----------------------------------------------------------------------------------------------- files
@@ -122,27 +130,89 @@ def _hub_failures() -> tuple[type[BaseException], ...]:
     return tuple(failures)
 
 
+def _transient(exc: BaseException) -> bool:
+    """Worth another download: a server error, a rate limit, a dropped or short transfer. Not: a missing
+    repo/revision/file, a refused token, or an unreachable Hub (the client already retried its HEAD)."""
+    from huggingface_hub.errors import EntryNotFoundError, HfHubHTTPError, LocalEntryNotFoundError
+
+    if isinstance(exc, (LocalEntryNotFoundError, EntryNotFoundError)):
+        return False
+    if isinstance(exc, HfHubHTTPError):
+        status = exc.response.status_code if exc.response is not None else None
+        return status in (408, 429, 500, 502, 503, 504)
+    if isinstance(exc, (PermissionError, FileNotFoundError, IsADirectoryError, NotADirectoryError)):
+        return False
+    return isinstance(exc, OSError) or type(exc).__module__.split(".")[0] in ("httpx2", "httpx")
+
+
+def evict_cached(path: Path) -> None:
+    """Delete a file from the HF cache: the snapshot link and the blob it points at (a bad download must
+    never be found again by a later load)."""
+    blob = Path(os.path.realpath(path))
+    for p in {path, blob}:
+        try:
+            p.unlink()
+        except FileNotFoundError:
+            pass
+    logger.warning("removed %s from the HF cache", blob)
+
+
 def _from_hub(entry: Entry, cache_only: bool = False) -> tuple[Path | None, str]:
-    """(path, "") from the HF cache or the Hub, or (None, why not). ``cache_only`` makes no request."""
+    """(path, "") from the HF cache or the Hub, or (None, why not). ``cache_only`` makes no request.
+
+    A download is retried (bounded, with backoff) on transient failures, and checked against the pinned
+    sha256: a file that differs is deleted from the cache and fetched once more; if it differs again, a
+    ZooError says so (the bad file is gone, so no later load can pick it up)."""
     hub = entry.hub
     try:
         from huggingface_hub import hf_hub_download
     except ImportError:
         return None, "huggingface_hub is not installed"
-    try:
-        path = hf_hub_download(hub.repo_id, hub.filename, revision=hub.revision, local_files_only=cache_only)
-    except _hub_failures() as exc:
-        if cache_only:
+    if cache_only:
+        try:
+            return Path(hf_hub_download(hub.repo_id, hub.filename, revision=hub.revision, local_files_only=True)), ""
+        except _hub_failures():
             return None, "not in the HF cache"
-        why = _describe_hub_error(exc, hub.repo_id, hub.revision, hub.filename)
-        logger.info("%s: no weights from the Hub: %s", entry.name, why)
-        return None, why
-    return Path(path), ""
+    delay, mismatches, why = HUB_BACKOFF_S, 0, ""
+    for attempt in range(1, HUB_ATTEMPTS + 1):
+        try:
+            path = Path(hf_hub_download(hub.repo_id, hub.filename, revision=hub.revision, force_download=attempt > 1))
+        except _hub_failures() as exc:
+            why = _describe_hub_error(exc, hub.repo_id, hub.revision, hub.filename)
+            if not _transient(exc) or attempt == HUB_ATTEMPTS:
+                if attempt > 1:
+                    why += f" (after {attempt} attempts)"
+                logger.info("%s: no weights from the Hub: %s", entry.name, why)
+                return None, why
+            logger.warning("%s: download attempt %d/%d failed (%s); retrying in %.0f s", entry.name, attempt,
+                           HUB_ATTEMPTS, why, delay)
+            _sleep(delay)
+            delay = min(2 * delay, HUB_BACKOFF_MAX_S)
+            continue
+        if not hub.sha256:
+            return path, ""
+        actual = sha256_file(path)
+        if actual == hub.sha256.lower():
+            return path, ""
+        evict_cached(path)
+        mismatches += 1
+        if mismatches >= 2 or attempt == HUB_ATTEMPTS:   # once may be a bad transfer; twice is the file
+            raise ZooError(f"{path}: sha256 mismatch for {entry.name}: expected {hub.sha256}, actual {actual}; "
+                           f"the Hub at {_endpoint()} served {hub.repo_id}/{hub.filename}@{hub.revision} with "
+                           f"other content {mismatches} time(s); the file was deleted from the HF cache and is "
+                           "refused (re-publish the entry if the Hub's file is the right one)")
+        logger.warning("%s: downloaded file has sha256 %s, not the pinned %s; deleted it, downloading again",
+                       entry.name, actual, hub.sha256)
+    return None, why
 
 
 def _how_to_make(entry: Entry) -> str:
     if entry.kind == "landmarker":
-        return f"train them with `python -m train {entry.name} --data DIR`"
+        from .pipnet_release import convert_command
+
+        train = f"train them with `python -m train {entry.name} --data DIR`"
+        convert = convert_command(entry)
+        return f"{train}, or {convert}" if convert else train
     if entry.name == "faceboxes_v2":
         return "convert the original checkpoint with `python -m zoo convert faceboxes_v2 --from PATH/FaceBoxesV2.pth`"
     return f"put {entry.hub.filename} in {local_dir() / entry.name}"
@@ -180,12 +250,20 @@ def resolve_weights(entry: Entry) -> Path:
     fallback = next((path for _, path in candidates if path.is_file()), None)
     looked: list[str] = []
     path: Path | None = None
+    verified = False       # a Hub file has been checked against the pin already
     if hub.revision:
         path, _ = _from_hub(entry, cache_only=True)
+        if path is not None and hub.sha256:
+            if sha256_file(path) != hub.sha256.lower():
+                logger.warning("%s: the HF cache holds %s with the wrong sha256; removing it", entry.name, path)
+                evict_cached(path)          # e.g. damaged on disk or written by another tool: fetch it afresh
+                path = None
+            verified = path is not None
         if path is None and fallback is not None and hub.sha256 and sha256_file(fallback) == hub.sha256.lower():
             return fallback
         if path is None:
-            path, why = _from_hub(entry)
+            path, why = _from_hub(entry)     # verified against the pin inside
+            verified = path is not None
             if path is None:
                 looked.append(f"the Hub ({hub.repo_id}@{hub.revision}: {why})")
     else:
@@ -199,11 +277,15 @@ def resolve_weights(entry: Entry) -> Path:
         else:
             state = f"has no weights yet (status: {entry.status})"
         raise ZooError(f"{entry.name} {state}; {_how_to_make(entry)}. Looked at: {'; '.join(looked)}.")
-    if hub.sha256:
+    if hub.sha256 and not verified:
         actual = sha256_file(path)
         if actual != hub.sha256.lower():
             raise ZooError(f"{path}: sha256 mismatch for {entry.name}: expected {hub.sha256}, actual {actual}; "
                            "refusing to load it (delete the file, or re-publish the entry if it is the right one)")
+    if not hub.sha256:   # unpinned: a converted file is checked against the record its conversion wrote
+        from .convert import check_record
+
+        check_record(entry.name, path)
     logger.debug("%s: weights %s", entry.name, path)
     return path
 
@@ -249,6 +331,11 @@ def _describe_hub_error(exc: BaseException, repo_id: str, revision: str | None, 
         return f"invalid Hub repo id or revision {repo_id!r}@{rev}: {exc}"
     if isinstance(exc, ValueError):
         return f"{exc.__class__.__name__}: {exc}"
+    first = str(exc).splitlines()[0] if str(exc) else ""
+    if isinstance(exc, OSError) and "Consistency check failed" in first:
+        return f"the download of {filename} from {where} came back short ({first})"
+    if type(exc).__name__ in ("RemoteProtocolError", "ReadError", "ReadTimeout", "WriteError"):
+        return f"the connection to {where} broke off during the download of {filename} ({type(exc).__name__}: {first})"
     return f"could not reach the Hub at {where} ({exc.__class__.__name__}: {exc})"
 
 
