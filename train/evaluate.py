@@ -1,12 +1,21 @@
-"""Evaluate a landmarker on a dataset split with ground-truth crops (PIPNet's protocol).
+"""Evaluate a landmarker (zoo entry, model folder or peer) on a dataset split under a named protocol.
 
     python -m train.evaluate pipnet_r18_300w --data ../shared/data/300w --split common \
         --json runs/eval.json --csv runs/eval.csv --ced runs/ced.png
-    python -m train.evaluate runs/my_model/ --data ../shared/data/300w     # a folder: config.json + weights
-    python -m train.evaluate dlib --data ../shared/data/300w                # dlib's 68-point predictor
+    python -m train.evaluate pipnet_r18_300w --data ../shared/data/300w --protocol detector --detector faceboxes_v2
+    python -m train.evaluate dlib --data ../shared/data/300w                # peers: dlib, dlib_givenbox, pfld_ghostone
+    python -m train.evaluate pipnet_r18_300w --data ../shared/data/wflw --dataset wflw --points 68   # WFLW-68
+    python -m train.evaluate pipnet_r18_300w --data ../shared/data/300w --robustness all --seed 0
 
-Each face is cropped by the landmark box scaled by the entry's `gt_box_scale` (1.1), so detector misses
-play no part; NME is normalised per the landmark scheme (inter-ocular, or the face box for AFLW).
+Protocols (train/protocols.py): "gt" crops each face from its ground-truth landmark box x the entry's
+`gt_box_scale` (1.1; PIPNet's protocol); "detector" runs the named detector on the whole image as a user's
+`zoo.load(name)(image)` does, matches detections to faces by IoU, and counts missed faces as failures.
+NME is normalised per the landmark scheme (inter-ocular, or the face box for AFLW). A model whose scheme
+differs from the data's is scored in the scheme both map to (zoo.schemes.convert_points: WFLW-68 for a
+68-point model on WFLW, or a 98-point model on 300-W). Beside the headline NME/FR/AUC the result holds NME per
+face region, per attribute subset (WFLW) or folder (300-W), per yaw bin (train/pose.py: yaw from a
+scaled-orthographic fit of six ground-truth landmarks to a generic 3-D face) and, with --robustness, the
+change in NME under blur, JPEG 30, 1/4 downscale, low light and an occluder (train/perturb.py, seeded).
 """
 from __future__ import annotations
 
@@ -23,78 +32,49 @@ from typing import Any, Protocol, Sequence
 
 import numpy as np
 
-from zoo.crop import gt_crop_box
-from zoo.schemes import Scheme
+from zoo.metrics import nme, plot_ced
+from zoo.schemes import Scheme, convert_points, get_scheme
 
-from .datasets import DATASETS, DEFAULT_SPLITS, SUBSET_FLAGS, Sample, read_dataset
-from zoo.metrics import auc, failure_rate, nme, plot_ced
+from .breakdown import SubsetMetrics, group_metrics, point_errors, pose_metrics, region_nme, subset_masks, yaw_of
+from .datasets import DATASETS, DEFAULT_SPLITS, Sample, read_dataset
+from .perturb import PERTURBATIONS, perturb
+from .protocols import PROTOCOLS, CachedDetector, EvalProtocol, boxes_from, predict_image
 
 log = logging.getLogger(__name__)
 
 
 class Landmarker(Protocol):
     scheme: Scheme
-    entry: Any          # .preprocess.gt_box_scale
+    entry: Any          # .preprocess.gt_box_scale, .preprocess.box_rule
 
     def predict_crops(self, image_rgb: np.ndarray, crop_boxes: np.ndarray) -> np.ndarray: ...
 
 
 @dataclass
-class SubsetMetrics:
-    nme: float
-    fr: float
-    auc: float
-    n: int
-
-
-@dataclass
 class EvalResult:
-    errors: np.ndarray              # (n,) per-face NME, fractions
+    errors: np.ndarray              # (n,) per-face NME, fractions; NaN for faces the detector missed
     names: list[str]
     nme: float
     fr: float
     auc: float
     n: int
     threshold: float = 0.1
-    missed: int = 0                 # faces the detector did not find (--boxes DETECTOR): NaN errors, failures
+    missed: int = 0                 # faces no detection matched (detector protocol): NaN errors, failures
     # WFLW attribute subsets (pose, ..., blur), AFLW frontal, and per-folder results (300-W helen/testset)
     subsets: dict[str, SubsetMetrics] = field(default_factory=dict)
+    points: str = ""                # the scheme scored in ("68" for WFLW-68)
+    protocol: str = "gt"
+    boxes: str = "ground truth"     # where the face boxes came from
+    regions: dict[str, float] = field(default_factory=dict)        # NME per face region
+    pose: dict[str, SubsetMetrics] = field(default_factory=dict)   # per |yaw| bin
+    robustness: dict[str, dict[str, float]] = field(default_factory=dict)
 
     def summary(self) -> dict[str, Any]:
-        """Headline numbers as fractions (JSON-ready)."""
+        """Headline numbers as fractions, with the breakdowns (JSON-ready)."""
         return {"nme": self.nme, "fr": self.fr, "auc": self.auc, "n": self.n, "threshold": self.threshold,
-                "missed": self.missed,
-                "subsets": {k: asdict(v) for k, v in self.subsets.items()}}
-
-
-def _metrics(errors: np.ndarray, threshold: float) -> SubsetMetrics:
-    """NME over the faces that have a prediction; FR and AUC count missed faces (NaN) as failures."""
-    found = errors[np.isfinite(errors)]
-    return SubsetMetrics(float(np.mean(found)) if len(found) else float("nan"), failure_rate(errors, threshold),
-                         auc(errors, threshold), int(len(errors)))
-
-
-def detector_crops(detector: Any, image: np.ndarray, landmarks: Sequence[np.ndarray], rule: Any) -> list:
-    """Each face's crop box from the detection that matches it (the real-use protocol), or None if missed."""
-    from zoo.crop import detector_crop_box, match_face
-
-    boxes, _ = detector(image)
-    rule = getattr(detector, "crop_rule", None) or rule
-    picks = [match_face(boxes, lm) for lm in landmarks]
-    return [None if j is None else detector_crop_box(boxes[j], rule) for j in picks]
-
-
-def _subset_masks(samples: Sequence[Sample]) -> dict[str, np.ndarray]:
-    masks: dict[str, np.ndarray] = {}
-    for flag in SUBSET_FLAGS:
-        m = np.array([s.attributes.get(flag, 0) == 1 for s in samples])
-        if m.any():
-            masks[flag] = m
-    folders = sorted({s.subset for s in samples})
-    if len(folders) > 1:
-        for f in folders:
-            masks[f] = np.array([s.subset == f for s in samples])
-    return masks
+                "missed": self.missed, "points": self.points, "protocol": self.protocol, "boxes": self.boxes,
+                "subsets": {k: asdict(v) for k, v in self.subsets.items()}, "regions": self.regions,
+                "pose": {k: asdict(v) for k, v in self.pose.items()}, "robustness": self.robustness}
 
 
 def _group_by_image(samples: Sequence[Sample]) -> list[list[int]]:
@@ -106,87 +86,147 @@ def _group_by_image(samples: Sequence[Sample]) -> list[list[int]]:
     return list(groups.values())
 
 
-def evaluate(landmarker: Landmarker, samples: Sequence[Sample], scheme: Scheme | None = None, batch: int = 16,
-             progress: bool = True, threshold: float = 0.1, detector: Any = None) -> EvalResult:
-    """NME / FR / AUC of `landmarker` on `samples` with ground-truth crops, or, given a `detector`, with the
-    crops its matched detections give (faces it misses count as failures).
+def scoring_scheme(model_scheme: Scheme, data_scheme: Scheme, points: str | Scheme | None = None) -> Scheme:
+    """The scheme predictions are scored in: `points` if given, else the data's when the model's points map
+    onto it (98 -> 68), else the model's when the data's map onto it (WFLW-68); ValueError otherwise."""
+    def maps(src: Scheme, dst: Scheme) -> bool:
+        try:
+            convert_points(np.zeros((src.num_points, 2)), src.name, dst.name)
+            return True
+        except Exception:
+            return False
 
-    `batch` images are decoded ahead in parallel while the model runs; all faces of one image go to
-    `predict_crops` together. `scheme` defaults to the landmarker's.
-    """
-    scheme = scheme or landmarker.scheme
+    if points is not None:
+        target = points if isinstance(points, Scheme) else get_scheme(points)
+        candidates = [target]
+    else:
+        candidates = [data_scheme, model_scheme]
+    for target in candidates:
+        if maps(model_scheme, target) and maps(data_scheme, target):
+            return target
+    want = candidates[0]
+    raise ValueError(f"cannot score a {model_scheme.num_points}-point model ({model_scheme.name}) on "
+                     f"{data_scheme.num_points}-point annotations in scheme {want.name} ({want.num_points} points): "
+                     "no point map between them; pick a model trained on this dataset")
+
+
+def predict(model: Landmarker, samples: Sequence[Sample], protocol: EvalProtocol = EvalProtocol(),
+            detector: Any = None, perturbation: str | None = None, seed: int = 0, batch: int = 16,
+            progress: bool = True) -> np.ndarray:
+    """(n, N, 2) predictions in the model's scheme, image pixels; NaN rows for missed faces. Images are decoded
+    (and perturbed) `batch` ahead in parallel while the model runs; all faces of one image go together."""
     samples = list(samples)
     if not samples:
         raise ValueError("no samples to evaluate")
-    if landmarker.scheme.num_points != scheme.num_points:
-        raise ValueError(f"the model predicts {landmarker.scheme.num_points} points, the scheme "
-                         f"{scheme.name} has {scheme.num_points}")
-    counts = {s.landmarks.shape[0] for s in samples}
-    if counts != {scheme.num_points}:
-        raise ValueError(f"the dataset has {sorted(counts)}-point annotations but the model predicts "
-                         f"{scheme.num_points} points ({scheme.name}): pick a model trained on this dataset")
-    scale = float(landmarker.entry.preprocess.gt_box_scale)
-    preds = np.zeros((len(samples), scheme.num_points, 2), dtype=np.float64)
+    if protocol.name == "detector" and detector is None:
+        from zoo.detectors import load_detector
+        detector = load_detector(protocol.detector)
+        if protocol.pipnet_rule:
+            detector.crop_rule = None
+    preds = np.zeros((len(samples), model.scheme.num_points, 2), dtype=np.float64)
     groups = _group_by_image(samples)
     batch = max(1, int(batch))
 
     def load(group: list[int]) -> np.ndarray:
-        return samples[group[0]].load_image()
+        image = samples[group[0]].load_image()
+        if perturbation:
+            image = perturb(perturbation, image, [samples[i].landmarks for i in group], seed, samples[group[0]].name)
+        return image
 
     from tqdm import tqdm
 
+    desc = f"{getattr(model, 'name', 'model')} {protocol.key}" + (f" {perturbation}" if perturbation else "")
     with ThreadPoolExecutor(max_workers=min(batch, 8)) as pool, \
-            tqdm(total=len(samples), disable=not progress, unit="face", desc="evaluate") as bar:
+            tqdm(total=len(samples), disable=not progress, unit="face", desc=desc, leave=False) as bar:
         chunks = [groups[i:i + batch] for i in range(0, len(groups), batch)]
-        pending = [pool.submit(load, g) for g in chunks[0]] if chunks else []
+        pending = [pool.submit(load, g) for g in chunks[0]]
         for c, chunk in enumerate(chunks):
             current = pending
             # Decode the next chunk while this one runs through the model.
             pending = [pool.submit(load, g) for g in chunks[c + 1]] if c + 1 < len(chunks) else []
             for group, fut in zip(chunk, current):
-                image = fut.result()
-                if detector is None:
-                    crops = [gt_crop_box(samples[i].landmarks, scale) for i in group]
-                else:
-                    crops = detector_crops(detector, image, [samples[i].landmarks for i in group],
-                                           landmarker.entry.preprocess.box_rule)
-                found = [i for i, c in zip(group, crops) if c is not None]
-                preds[[i for i in group if i not in found]] = np.nan
-                if found:
-                    out = np.asarray(landmarker.predict_crops(image, np.stack([c for c in crops if c is not None])),
-                                     dtype=np.float64)
-                    if out.shape != (len(found), scheme.num_points, 2):
-                        raise ValueError(f"predict_crops returned shape {out.shape}, expected "
-                                         f"({len(found)}, {scheme.num_points}, 2)")
-                    preds[found] = out
+                out = predict_image(model, fut.result(), [samples[i].landmarks for i in group], protocol, detector)
+                if out.shape != (len(group), model.scheme.num_points, 2):
+                    raise ValueError(f"the model returned shape {out.shape}, expected "
+                                     f"({len(group)}, {model.scheme.num_points}, 2)")
+                preds[group] = out
                 bar.update(len(group))
+    return preds
 
-    gt = np.stack([s.landmarks for s in samples]).astype(np.float64)
+
+def score(preds: np.ndarray, samples: Sequence[Sample], model_scheme: Scheme, points: str | Scheme | None = None,
+          threshold: float = 0.1) -> EvalResult:
+    """NME / FR / AUC and the breakdowns of `preds` (model scheme) against the samples' ground truth."""
+    samples = list(samples)
+    counts = {s.landmarks.shape[0] for s in samples}
+    if len(counts) != 1:
+        raise ValueError(f"the samples mix annotations of {sorted(counts)} points")
+    data_scheme = get_scheme(counts.pop())
+    scheme = scoring_scheme(model_scheme, data_scheme, points)
+    pred = convert_points(preds, model_scheme.name, scheme.name)
+    gt = convert_points(np.stack([s.landmarks for s in samples]).astype(np.float64), data_scheme.name, scheme.name)
     boxes = None
     if scheme.norm_points is None:
         # The dataset's face box where it has one (AFLW: box_size square), else the landmark box.
         boxes = np.stack([s.box if s.box is not None else
                           np.concatenate([s.landmarks.min(0), s.landmarks.max(0)]) for s in samples])
-    errors = nme(preds, gt, scheme, boxes)
+    errors = nme(pred, gt, scheme, boxes)
 
     names = [s.name for s in samples]
-    for group in groups:
+    for group in _group_by_image(samples):
         if len(group) > 1:       # several faces in one image: tell them apart in the CSV
             for j, i in enumerate(group):
                 names[i] = f"{names[i]}#{j}"
-    head = _metrics(errors, threshold)
-    subsets = {k: _metrics(errors[m], threshold) for k, m in _subset_masks(samples).items()}
-    missed = int(np.isnan(errors).sum())
-    return EvalResult(errors, names, head.nme, head.fr, head.auc, head.n, threshold, missed, subsets)
+    head = group_metrics(errors, threshold)
+    subsets = {k: group_metrics(errors[m], threshold) for k, m in subset_masks(samples).items()}
+    yaw = yaw_of(samples, data_scheme.name)
+    return EvalResult(errors, names, head.nme, head.fr, head.auc, head.n, threshold, int(np.isnan(errors).sum()),
+                      subsets, points=scheme.name, regions=region_nme(point_errors(pred, gt, scheme, boxes), scheme),
+                      pose=pose_metrics(errors, yaw, threshold) if yaw is not None else {})
 
 
-def load_landmarker(name: str, backend: str = "torch") -> Landmarker:
-    """A peer (`dlib`, `dlib_givenbox`, `pfld_ghostone`), a folder with config.json + model.safetensors, or a
-    zoo entry name."""
-    from zoo.peers import is_peer, load_peer
+def evaluate(landmarker: Landmarker, samples: Sequence[Sample], scheme: Scheme | str | None = None,
+             batch: int = 16, progress: bool = True, threshold: float = 0.1, detector: Any = None,
+             protocol: EvalProtocol | str | None = None, perturbation: str | None = None,
+             seed: int = 0) -> EvalResult:
+    """Evaluate `landmarker` on `samples` under `protocol` ("gt", or an EvalProtocol("detector", "haar"));
+    a `detector` object alone means the detector protocol with it. `scheme` is the scheme to score in (default:
+    see scoring_scheme)."""
+    if isinstance(protocol, str):
+        protocol = EvalProtocol(protocol)
+    if protocol is None:
+        protocol = EvalProtocol("detector", getattr(detector, "name", "detector")) if detector else EvalProtocol()
+    samples = list(samples)
+    if not samples:
+        raise ValueError("no samples to evaluate")
+    scoring_scheme(landmarker.scheme, get_scheme(samples[0].landmarks.shape[0]), scheme)    # fail before running
+    preds = predict(landmarker, samples, protocol, detector, perturbation, seed, batch, progress)
+    result = score(preds, samples, landmarker.scheme, scheme, threshold)
+    result.protocol, result.boxes = protocol.key, boxes_from(landmarker, protocol)
+    return result
 
-    if is_peer(name.lower()):
-        return load_peer(name.lower())
+
+def robustness(model: Landmarker, samples: Sequence[Sample], clean: EvalResult | dict[str, EvalResult],
+               protocol: EvalProtocol = EvalProtocol(), detector: Any = None, names: Sequence[str] = tuple(PERTURBATIONS),
+               seed: int = 0, batch: int = 16, progress: bool = True) -> None:
+    """Run each perturbation and store, in each clean result's `robustness`, its NME/FR/AUC and the change
+    against clean (`clean` may map several scoring schemes to results of the same predictions: one run each)."""
+    cleans = clean if isinstance(clean, dict) else {clean.points: clean}
+    for name in names:
+        preds = predict(model, samples, protocol, detector, name, seed, batch, progress)
+        for points, c in cleans.items():
+            r = score(preds, samples, model.scheme, points, c.threshold)
+            c.robustness[name] = {"nme": r.nme, "fr": r.fr, "auc": r.auc, "missed": r.missed, "n": r.n,
+                                  "d_nme": r.nme - c.nme, "d_fr": r.fr - c.fr, "seed": seed}
+
+
+def load_landmarker(name: str, backend: str = "torch", path: str | Path | None = None) -> Landmarker:
+    """A peer (dlib, dlib_givenbox, pfld_ghostone; `path`: its model file), a folder with config.json +
+    model.safetensors, or a zoo entry name."""
+    from zoo import peers
+
+    if peers.is_peer(name.lower()):
+        return peers.load_peer(name.lower(), path)
     import zoo
 
     if Path(name).is_dir():
@@ -199,12 +239,18 @@ def format_table(result: EvalResult, model: str, dataset: str, split: str) -> st
     rows = [("subset", "n", "NME%", f"FR@{t}%", f"AUC@{t}%"),
             (f"{dataset}/{split}", str(result.n), f"{result.nme * 100:.3f}", f"{result.fr * 100:.2f}",
              f"{result.auc * 100:.2f}")]
-    for k, v in result.subsets.items():
+    for k, v in (*result.subsets.items(), *result.pose.items()):
         rows.append((f"  {k}", str(v.n), f"{v.nme * 100:.3f}", f"{v.fr * 100:.2f}", f"{v.auc * 100:.2f}"))
+    for k, v in result.robustness.items():
+        rows.append((f"  {k} ({v['d_nme'] * 100:+.2f})", str(v["n"]), f"{v['nme'] * 100:.3f}",
+                     f"{v['fr'] * 100:.2f}", f"{v['auc'] * 100:.2f}"))
     widths = [max(len(r[i]) for r in rows) for i in range(5)]
-    lines = [f"model: {model}" + (f"  ({result.missed} face(s) missed by the detector)" if result.missed else "")]
+    lines = [f"model: {model}  points: {result.points}  boxes: {result.boxes}"
+             + (f"  ({result.missed} face(s) missed by the detector)" if result.missed else "")]
     for r in rows:
         lines.append("  ".join(c.ljust(widths[0]) if i == 0 else c.rjust(widths[i]) for i, c in enumerate(r)))
+    if result.regions:
+        lines.append("regions NME%: " + ", ".join(f"{k} {v * 100:.2f}" for k, v in result.regions.items()))
     return "\n".join(lines)
 
 
@@ -220,33 +266,42 @@ def write_csv(path: Path, result: EvalResult) -> None:
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m train.evaluate", description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("model", metavar="NAME_OR_FOLDER", help="zoo entry name, model folder, or a peer: dlib (own HOG "
-                   "detector), dlib_givenbox, pfld_ghostone ($ZOO_HOME/pfld_ghostone/)")
+    p.add_argument("model", metavar="NAME_OR_FOLDER",
+                   help="zoo entry name, model folder, or a peer (dlib, dlib_givenbox, pfld_ghostone)")
     p.add_argument("--data", required=True, type=Path, help="dataset root folder")
     p.add_argument("--dataset", choices=DATASETS, help="dataset format (default: the model's dataset)")
     p.add_argument("--format", choices=["pts"], help="same as --dataset pts: any folder of images + .pts")
-    p.add_argument("--split", help="300w: common|challenging|full|train; wflw: test|train|pose|...|blur; "
+    p.add_argument("--split", help="300w: common|challenging|full|train; wflw: test|fewshot_train|train|pose|...|blur; "
                                    "cofw: test|train; aflw: test|frontal|train")
-    p.add_argument("--json", type=Path, help="write headline metrics (fractions) as JSON")
+    p.add_argument("--points", help="score in this scheme, e.g. 68 for WFLW-68 (default: the data's, mapped)")
+    p.add_argument("--protocol", choices=PROTOCOLS, default="gt",
+                   help="gt: crops from the ground-truth landmark box x1.1 (PIPNet's protocol); detector: the "
+                        "--detector on the whole image, matched by IoU, misses fail")
+    p.add_argument("--detector", default="faceboxes_v2", help="detector for --protocol detector (haar, faceboxes_v2)")
+    p.add_argument("--boxes", help=argparse.SUPPRESS)      # older spelling: --boxes DETECTOR = --protocol detector
+    p.add_argument("--pipnet-rule", action="store_true",
+                   help="with a detector: crop by PIPNet demo's rule instead of the detector's measured one")
+    p.add_argument("--robustness", nargs="*", metavar="NAME",
+                   help=f"also run perturbations ({', '.join(PERTURBATIONS)}; none listed = all)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the perturbations")
+    p.add_argument("--weights", type=Path, help="a peer's model file (pfld_ghostone's .onnx)")
+    p.add_argument("--json", type=Path, help="write metrics (fractions) and breakdowns as JSON")
     p.add_argument("--csv", type=Path, help="write per-image NME as CSV")
     p.add_argument("--ced", type=Path, help="write the CED curve as PNG")
     p.add_argument("--batch", type=int, default=16, help="images decoded ahead in parallel")
     p.add_argument("--limit", type=int, help="only the first N faces")
     p.add_argument("--threshold", type=float, default=0.1, help="failure / AUC threshold (fraction)")
     p.add_argument("--backend", choices=["torch", "onnx"], default="torch")
-    p.add_argument("--boxes", default="gt", help="crops from: 'gt' (landmark box x1.1, PIPNet's protocol) or a "
-                                                 "zoo detector (haar, faceboxes_v2) as in real use; missed faces fail")
-    p.add_argument("--pipnet-rule", action="store_true",
-                   help="with a detector: crop by PIPNet demo's rule instead of the detector's measured one")
     p.add_argument("--no-progress", action="store_true")
     return p
 
 
 def metrics_doc(result: EvalResult, model: str, dataset: str, split: str, scheme: Scheme,
                 command: str) -> dict[str, Any]:
-    """The registry / model-card form: headline fractions, subsets, and what was measured how."""
+    """The registry / model-card form: headline fractions, breakdowns, and what was measured how."""
+    s = get_scheme(result.points) if result.points else scheme
     return {**result.summary(), "split": split, "dataset": dataset, "model": model, "scheme": scheme.name,
-            "norm": scheme.norm_desc, "command": command}
+            "norm": s.norm_desc, "command": command}
 
 
 def write_outputs(doc: dict[str, Any], result: EvalResult, json_path: Path | None = None,
@@ -271,7 +326,7 @@ def evaluate_folder(folder: str | Path, data_dir: str | Path, dataset: str, spli
     samples = read_dataset(dataset, Path(data_dir), split)
     if limit:
         samples = samples[:limit]
-    result = evaluate(lm, samples, lm.scheme, progress=progress)
+    result = evaluate(lm, samples, progress=progress)
     argv = [str(folder), "--data", str(data_dir), "--dataset", dataset, "--split", split]
     if limit:
         argv += ["--limit", str(limit)]
@@ -292,7 +347,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     from zoo.registry import ZooError
 
     try:
-        lm = load_landmarker(args.model, args.backend)
+        if args.boxes and args.boxes != "gt":
+            args.protocol, args.detector = "detector", args.boxes
+        protocol = EvalProtocol(args.protocol, args.detector if args.protocol == "detector" else None,
+                                args.pipnet_rule and args.protocol == "detector")
+        lm = load_landmarker(args.model, args.backend, args.weights) if args.weights else \
+            load_landmarker(args.model, args.backend)
         dataset = "pts" if args.format == "pts" else args.dataset or getattr(lm.entry, "dataset", None)
         if dataset not in DATASETS:
             raise ValueError(f"model {args.model!r} names no dataset: pass --dataset ({'|'.join(DATASETS)})")
@@ -301,21 +361,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.limit:
             samples = samples[:args.limit]
         detector = None
-        if args.boxes != "gt":
+        if protocol.name == "detector":
             from zoo.detectors import load_detector
-            detector = load_detector(args.boxes)
-            if args.pipnet_rule:
+            detector = CachedDetector(load_detector(protocol.detector))
+            if protocol.pipnet_rule:
                 detector.crop_rule = None       # falls back to the weight's box_rule: PIPNet demo's
-        result = evaluate(lm, samples, lm.scheme, batch=args.batch, progress=not args.no_progress,
-                          threshold=args.threshold, detector=detector)
-    except (ZooError, ValueError, FileNotFoundError, ImportError) as e:
+        result = evaluate(lm, samples, args.points, batch=args.batch, progress=not args.no_progress,
+                          threshold=args.threshold, detector=detector, protocol=protocol)
+        if args.robustness is not None:
+            robustness(lm, samples, result, protocol, detector, args.robustness or tuple(PERTURBATIONS),
+                       args.seed, args.batch, not args.no_progress)
+    except (ZooError, ValueError, FileNotFoundError, ImportError, KeyError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
 
     print(format_table(result, args.model, dataset, split))
     doc = metrics_doc(result, args.model, dataset, split, lm.scheme,
                       shlex.join(["python", "-m", "train.evaluate", *argv]))
-    doc["boxes"] = args.boxes + (" (PIPNet rule)" if args.pipnet_rule and args.boxes != "gt" else "")
     write_outputs(doc, result, args.json, args.csv, args.ced)
     return 0
 
