@@ -7,9 +7,10 @@ import numpy as np
 import pytest
 import torch
 
-from train.loop import TrainData, Trainer
+from train.loop import Trainer
 from train.losses import feature_similarity_loss, gaussian_heatmaps, pipnet_loss, pipnet_targets
-from train.recipes import RECIPES, get_recipe
+from train.recipes import RECIPES
+from train_fixtures import quiet_recipe, tiny_data
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 needs_shared = pytest.mark.skipif(not (SHARED / "data" / "300w").is_dir(), reason="../shared not present")
@@ -58,20 +59,6 @@ def test_gaussian_targets_peak_at_landmark():
 def test_every_zoo_landmarker_has_a_recipe():
     import zoo
     assert set(zoo.list_models()) == set(RECIPES)
-
-
-def tiny_data(n=8, seed=0) -> TrainData:
-    g = torch.Generator().manual_seed(seed)
-    mean = torch.rand(68, 2, generator=g) * 0.6 + 0.2
-    lms = (mean + 0.02 * torch.randn(n, 68, 2, generator=g)).clamp(0.05, 0.95)
-    img = torch.randint(0, 255, (n, 3, 256, 256), generator=g, dtype=torch.uint8)
-    return TrainData(img, lms, n, "synthetic")
-
-
-def quiet_recipe(name="pipnet_mbv2_300w", **kw):
-    from train.recipes import Augment
-    return get_recipe(name, batch_size=4, augment=Augment(translate_px=0, rotate_deg=0, flip=0, occlusion=0,
-                                                             blur=0, grayscale=0), **kw)
 
 
 def test_training_steps_lower_the_loss(tmp_path):

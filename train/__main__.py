@@ -1,4 +1,5 @@
 """python -m train NAME --data DIR [--device cpu|cuda] [--epochs N] [--resume]
+   torchrun --nproc_per_node N -m train NAME --data DIR ...      (data-parallel: N processes, one per GPU)
 
 Trains a zoo entry from its recipe, evaluates it on the recipe's test split, and writes a Hub-ready
 folder (model.safetensors + config.json + README.md card + metrics) that `python -m zoo push` publishes.
@@ -16,6 +17,7 @@ import torch
 
 from zoo.schemes import get_scheme
 
+from .distributed import init_from_env, main_first, shutdown
 from .loop import Trainer, load_train_data
 from .card import training_markdown
 from .recipes import get_recipe
@@ -59,8 +61,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--data", type=Path, required=True, help="dataset root in its authors' layout")
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--epochs", type=int, help="override the recipe's epochs (the schedule follows)")
-    p.add_argument("--batch-size", type=int)
-    p.add_argument("--lr", type=float)
+    p.add_argument("--batch-size", type=int, help="per device (process); the global batch multiplies it by "
+                   "the number of processes and --accum-steps")
+    p.add_argument("--accum-steps", type=int, default=1, help="micro-batches accumulated per optimiser step")
+    p.add_argument("--lr", type=float, help="at one device's batch; scaled linearly with processes x accum-steps")
     p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
     p.add_argument("--out", type=Path, help="run folder (default runs/NAME)")
     p.add_argument("--limit", type=int, help="use only the first N training faces (smoke tests)")
@@ -89,19 +93,28 @@ def main(argv: list[str] | None = None) -> int:
         over["teacher"] = a.teacher
     recipe = get_recipe(a.name, paper=a.paper_recipe, **over)
     out = a.out or Path("runs") / a.name
-    data = load_train_data(recipe, a.data, 256, 1.1, a.limit, progress=not a.quiet)
-    teacher = load_teacher(recipe.teacher, a.device) if recipe.teacher and (recipe.fa_weight or recipe.fs_weight) else None
-    trainer = Trainer(recipe, data, out, a.device, bf16=not a.no_bf16, pretrained_path=a.pretrained, teacher=teacher)
-    if a.resume:
-        trainer.load_checkpoint()
-    elif trainer.ckpt_path.exists():
-        log.error("%s exists: pass --resume to continue it or --out for a new run", trainer.ckpt_path)
-        return 2
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "recipe.json").write_text(json.dumps(recipe.to_dict(), indent=1))
-    trainer.fit(progress=not a.quiet)
-    command = "python -m train " + " ".join(shlex.quote(x) for x in (argv if argv is not None else sys.argv[1:]))
-    finish(trainer, out, a.data, not a.no_eval, command, progress=not a.quiet)
+    dist, device = init_from_env(a.device)
+    try:
+        if not a.resume and (out / "checkpoint.pt").exists():
+            log.error("%s exists: pass --resume to continue it or --out for a new run", out / "checkpoint.pt")
+            return 2
+        with main_first(dist):              # rank 0 builds the crop cache; the others read it
+            data = load_train_data(recipe, a.data, 256, 1.1, a.limit, progress=not a.quiet and dist.main)
+        teacher = load_teacher(recipe.teacher, device) if recipe.teacher and (recipe.fa_weight or recipe.fs_weight) else None
+        trainer = Trainer(recipe, data, out, device, bf16=not a.no_bf16, pretrained_path=a.pretrained,
+                          teacher=teacher, dist=dist, accum=a.accum_steps)
+        if a.resume:
+            trainer.load_checkpoint()
+        if dist.main:
+            out.mkdir(parents=True, exist_ok=True)
+            (out / "recipe.json").write_text(json.dumps(recipe.to_dict(), indent=1))
+        trainer.fit(progress=not a.quiet)
+        if dist.main:
+            launcher = f"torchrun --nproc_per_node {dist.world} -m train " if dist.active else "python -m train "
+            command = launcher + " ".join(shlex.quote(x) for x in (argv if argv is not None else sys.argv[1:]))
+            finish(trainer, out, a.data, not a.no_eval, command, progress=not a.quiet)
+    finally:
+        shutdown(dist)
     return 0
 
 

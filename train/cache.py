@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 from pathlib import Path
 
 import numpy as np
@@ -12,7 +13,8 @@ from tqdm import tqdm
 from zoo import crop
 
 log = logging.getLogger(__name__)
-CACHE_DIR = Path(__file__).resolve().parents[1] / "cache"
+# TRAIN_CACHE_DIR moves it (tests, shared machines); default: cache/ in the repository (git-ignored)
+CACHE_DIR = Path(os.environ.get("TRAIN_CACHE_DIR") or Path(__file__).resolve().parents[1] / "cache")
 
 
 def build_crops(samples, size: int, scale: float, progress: bool = True) -> tuple[np.ndarray, np.ndarray]:
@@ -37,6 +39,8 @@ def cached_crops(samples, size: int, scale: float, tag: str, cache_dir: Path | N
     imgs, lms = build_crops(samples, size, scale, progress)
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
-        np.savez(path, images=imgs, landmarks=lms)
+        tmp = path.with_name(path.stem + ".tmp.npz")
+        np.savez(tmp, images=imgs, landmarks=lms)
+        os.replace(tmp, path)           # readers (other ranks, other runs) never see a half-written cache
         log.info("cached %d crops in %s", len(imgs), path)
     return imgs, lms

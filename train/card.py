@@ -9,8 +9,8 @@ from .recipes import SCRATCH_NOTE
 def training_markdown(config: dict[str, Any]) -> str:
     r, t = config.get("recipe", {}), config.get("training", {})
     lines = ["## Training", "",
-             f"- Recipe `{config.get('name')}` (train/recipes.py): {t.get('epochs')} epochs, batch {r.get('batch_size')}, "
-             f"{r.get('optimizer')} lr {r.get('lr')}, weight decay {r.get('weight_decay')}, {r.get('schedule')} "
+             f"- Recipe `{config.get('name')}` (train/recipes.py): {t.get('epochs')} epochs, {batch_text(r, t)}, "
+             f"{r.get('optimizer')} lr {t.get('lr', r.get('lr'))}, weight decay {r.get('weight_decay')}, {r.get('schedule')} "
              f"schedule, ImageNet init: {r.get('pretrained')}.",
              f"- Augmentation: {r.get('augment')}.",
              f"- Data: {t.get('data')}.",
@@ -23,3 +23,12 @@ def training_markdown(config: dict[str, Any]) -> str:
         lines.append(f"- Distillation from `{r['teacher']}`: feature-aligned weight {r.get('fa_weight')}, "
                      f"feature-similarity weight {r.get('fs_weight')}.")
     return "\n".join(lines) + "\n"
+
+
+def batch_text(recipe: dict[str, Any], training: dict[str, Any]) -> str:
+    """The global batch and how the learning rate followed it (linear scaling from one device's batch)."""
+    per, procs, accum = recipe.get("batch_size"), training.get("processes", 1), training.get("accumulation", 1)
+    if procs * accum == 1:
+        return f"batch {per}"
+    return (f"global batch {training.get('global_batch')} ({per} per device x {procs} process(es) x {accum} "
+            f"accumulated), learning rate scaled linearly from {recipe.get('lr')} to {training.get('lr')}")

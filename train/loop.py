@@ -7,12 +7,14 @@ import logging
 import math
 import os
 import time
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+from torch import nn
 from tqdm import tqdm
 
 from zoo import registry
@@ -24,6 +26,7 @@ from zoo.schemes import get_scheme
 
 from .augment import augment_batch
 from .cache import cached_crops
+from .distributed import SINGLE, DistInfo, barrier, mean_across
 from .losses import FeatureAligner, feature_similarity_loss, heatmap_loss, pipnet_loss
 from .recipes import Recipe
 
@@ -81,10 +84,33 @@ def lr_lambda(recipe: Recipe, steps_per_epoch: int):
     return f
 
 
+class _Objective(nn.Module):
+    """The student and its distillation aligner with the loss as forward: one module, so that under
+    DistributedDataParallel every trained parameter's gradient is averaged over the ranks."""
+
+    def __init__(self, trainer: "Trainer"):
+        super().__init__()
+        self.model, self.aligner = trainer.model, trainer.aligner
+        self._loss = trainer.loss
+
+    def forward(self, x: torch.Tensor, lms: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
+        return self._loss(x, lms)
+
+
 class Trainer:
+    """`recipe.batch_size` is the batch of one device. Data-parallel ranks (`dist`) and gradient accumulation
+    (`accum`) multiply it into the global batch, and the learning rate is scaled linearly with them."""
+
     def __init__(self, recipe: Recipe, data: TrainData, out_dir: Path, device: str = "cpu", bf16: bool = True,
-                 pretrained_path: Path | None = None, teacher: Any = None):
+                 pretrained_path: Path | None = None, teacher: Any = None, dist: DistInfo = SINGLE,
+                 accum: int = 1):
         self.recipe, self.data, self.out_dir, self.device = recipe, data, Path(out_dir), device
+        self.dist, self.accum = dist, max(1, accum)
+        self.global_batch = recipe.batch_size * dist.world * self.accum
+        if data.n_images < self.global_batch:
+            raise ValueError(f"{data.n_images} training faces cannot fill one global batch of {self.global_batch} "
+                             f"({recipe.batch_size} per device x {dist.world} process(es) x {self.accum} accumulation)")
+        self.lr = recipe.lr * dist.world * self.accum
         self.entry = registry.get(recipe.name)
         self.scheme = get_scheme(self.entry.scheme)
         torch.manual_seed(recipe.seed)
@@ -97,8 +123,14 @@ class Trainer:
             self.aligner = FeatureAligner(self.model.encoder_channels, teacher.backbone.out_channels).to(device)
             params += list(self.aligner.parameters())
         opt_cls = torch.optim.AdamW if recipe.optimizer == "adamw" else torch.optim.Adam
-        self.opt = opt_cls(params, lr=recipe.lr, weight_decay=recipe.weight_decay)
-        self.steps_per_epoch = max(1, data.n_images // recipe.batch_size)
+        self.opt = opt_cls(params, lr=self.lr, weight_decay=recipe.weight_decay)
+        self.steps_per_epoch = data.n_images // self.global_batch
+        self.objective: nn.Module = _Objective(self)
+        if dist.active:
+            from torch.nn.parallel import DistributedDataParallel
+
+            ids = [torch.device(device).index] if device.startswith("cuda") else None
+            self.objective = DistributedDataParallel(self.objective, device_ids=ids)
         self.sched = torch.optim.lr_scheduler.LambdaLR(self.opt, lr_lambda(recipe, self.steps_per_epoch))
         self.bf16 = bf16
         self.epoch = 0
@@ -112,6 +144,8 @@ class Trainer:
         return self.out_dir / "checkpoint.pt"
 
     def save_checkpoint(self) -> None:
+        if not self.dist.main:          # every rank holds the same weights and optimiser state
+            return
         self.out_dir.mkdir(parents=True, exist_ok=True)
         state = {"model": self.model.state_dict(), "opt": self.opt.state_dict(), "sched": self.sched.state_dict(),
                  "epoch": self.epoch, "history": self.history, "wall": self.wall,
@@ -154,34 +188,45 @@ class Trainer:
         return total, parts
 
     def train_epoch(self, progress: bool = True) -> dict[str, float]:
-        r, d = self.recipe, self.data
+        """One epoch. A global step takes `global_batch` faces of one shared per-epoch order; this rank runs its
+        `accum` micro-batches of them, each with its own augmentation stream (slot j = rank * accum + a), so
+        N ranks and one process accumulating N micro-batches see the same faces and the same augmentation."""
+        r, d, b = self.recipe, self.data, self.recipe.batch_size
         self.model.train()
-        g = torch.Generator().manual_seed(r.seed * 100003 + self.epoch)   # per-epoch seed: resume is exact
-        order = torch.randperm(d.n_images, generator=g)
+        seed = r.seed * 100003 + self.epoch                   # per-epoch seeds: resume is exact
+        order = torch.randperm(d.n_images, generator=torch.Generator().manual_seed(seed))
+        slots = range(self.dist.rank * self.accum, (self.dist.rank + 1) * self.accum)
+        streams = {j: torch.Generator().manual_seed(seed * 1009 + 7919 * (j + 1)) for j in slots}
         pre = self.entry.preprocess
         t0, seen, total = time.perf_counter(), 0, 0.0
         bar = tqdm(range(self.steps_per_epoch), desc=f"{r.name} epoch {self.epoch + 1}/{r.epochs}",
-                   disable=not progress, leave=False)
+                   disable=not (progress and self.dist.main), leave=False)
         for step in bar:
-            idx = order[step * r.batch_size:(step + 1) * r.batch_size]
-            img = d.images[idx].to(self.device, non_blocking=True)
-            lms = d.landmarks[idx].to(self.device)
-            x, lms = augment_batch(img, lms, r.augment, self.flip_perm, g)
-            x = normalise_tensor(x, pre.mean, pre.std)
-            with torch.autocast(self.device.split(":")[0], dtype=torch.bfloat16, enabled=self.bf16):
-                loss, parts = self.loss(x, lms)
             self.opt.zero_grad(set_to_none=True)
-            loss.backward()
+            step_loss = 0.0
+            for a, j in enumerate(slots):
+                start = step * self.global_batch + j * b
+                idx = order[start:start + b]
+                img = d.images[idx].to(self.device, non_blocking=True)
+                lms = d.landmarks[idx].to(self.device)
+                x, lms = augment_batch(img, lms, r.augment, self.flip_perm, streams[j])
+                x = normalise_tensor(x, pre.mean, pre.std)
+                last = a == self.accum - 1          # DDP averages gradients once, after the last micro-batch
+                with nullcontext() if last or not self.dist.active else self.objective.no_sync():
+                    with torch.autocast(self.device.split(":")[0], dtype=torch.bfloat16, enabled=self.bf16):
+                        loss, parts = self.objective(x, lms)
+                    (loss / self.accum).backward()
+                step_loss += loss.item() / self.accum
+                seen += len(idx)
             self.opt.step()
             self.sched.step()
-            seen += len(idx)
-            total += loss.item()
-            bar.set_postfix(loss=f"{loss.item():.4f}", ips=f"{seen / (time.perf_counter() - t0):.1f}")
+            total += step_loss
+            bar.set_postfix(loss=f"{step_loss:.4f}", ips=f"{seen * self.dist.world / (time.perf_counter() - t0):.1f}")
         dt = time.perf_counter() - t0
         self.wall += dt
         self.epoch += 1
-        rec = {"epoch": self.epoch, "loss": total / self.steps_per_epoch, "images_per_s": seen / dt,
-               "lr": self.sched.get_last_lr()[0], "seconds": dt}
+        rec = {"epoch": self.epoch, "loss": mean_across(total / self.steps_per_epoch, self.dist),
+               "images_per_s": seen * self.dist.world / dt, "lr": self.sched.get_last_lr()[0], "seconds": dt}
         self.history.append(rec)
         log.info("%s epoch %d: loss %.4f, %.1f img/s", r.name, self.epoch, rec["loss"], rec["images_per_s"])
         return rec
@@ -190,7 +235,9 @@ class Trainer:
         while self.epoch < self.recipe.epochs:
             self.train_epoch(progress)
             self.save_checkpoint()
-            (self.out_dir / "history.json").write_text(json.dumps(self.history, indent=1))
+            if self.dist.main:
+                (self.out_dir / "history.json").write_text(json.dumps(self.history, indent=1))
+            barrier(self.dist)              # nobody runs ahead of the checkpoint a resume would read
 
     def config(self) -> dict[str, Any]:
         e = self.entry
@@ -202,4 +249,6 @@ class Trainer:
                              "data": self.data.source, "bf16": self.bf16,
                              "images_per_s": round(float(np.median([h["images_per_s"] for h in self.history])), 1)
                              if self.history else None,
-                             "final_loss": round(self.history[-1]["loss"], 5) if self.history else None}}
+                             "final_loss": round(self.history[-1]["loss"], 5) if self.history else None,
+                             "processes": self.dist.world, "accumulation": self.accum,
+                             "global_batch": self.global_batch, "lr": self.lr}}
