@@ -104,6 +104,24 @@ def cmd_convert(a) -> int:
     from .hub import local_dir
 
     e = registry.get(a.name)
+    if e.arch == "pipnet":   # the PIPNet authors' release: their state_dict + the mean face it was trained with
+        from .pipnet_release import convert_release
+
+        if not a.meanface:
+            raise ZooError(f"{e.name} converts from the PIPNet authors' checkpoint with their mean face: add "
+                           "--meanface PATH/meanface.txt (data/<DATASET>/meanface.txt in their repository)")
+        done = convert_release(e.name, Path(a.src), Path(a.meanface), Path(a.out) if a.out else None)
+        print(f"{done.folder}\nsha256 {done.weights_sha256} (converted from {Path(a.src).name}, "
+              f"sha256 {done.source_sha256})")
+        if done.stored_with_pin:
+            print(f"note: {e.name} has published weights of its own, which zoo.load({e.name!r}) keeps loading; "
+                  f"load this conversion with zoo.load_folder({str(done.folder)!r})")
+        elif a.out:
+            print(f"note: zoo.load({e.name!r}) looks in {local_dir() / e.name}; "
+                  f"load this folder with zoo.load_folder({str(done.folder)!r})")
+        return 0
+    if a.meanface:
+        raise ZooError(f"--meanface is for PIPNet entries; {e.name} is a {e.arch}")
     dst = Path(a.out) if a.out else local_dir() / e.name / e.hub.filename
     dst.parent.mkdir(parents=True, exist_ok=True)
     info = convert_checkpoint(Path(a.src), dst)
@@ -161,9 +179,11 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--private", action="store_true")
     s.set_defaults(fn=cmd_push)
     s = sub.add_parser("convert", help="convert a checkpoint from elsewhere to the zoo's safetensors")
-    s.add_argument("name", help="zoo entry, e.g. faceboxes_v2")
+    s.add_argument("name", help="zoo entry, e.g. faceboxes_v2 or pipnet_r18_wflw")
     s.add_argument("--from", dest="src", required=True, help="the original .pth (read with weights_only=True)")
-    s.add_argument("--out", help="destination (default: ~/.cache/facezoo/NAME/)")
+    s.add_argument("--meanface", help="PIPNet entries: the authors' meanface.txt the checkpoint was trained with")
+    s.add_argument("--out", help="destination: the .safetensors file (faceboxes_v2) or the model folder (PIPNet) "
+                                 "(default: NAME/ under $ZOO_HOME, else under ~/.cache/facezoo)")
     s.set_defaults(fn=cmd_convert)
     return p
 

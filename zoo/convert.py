@@ -5,6 +5,7 @@ CLI: ``python -m zoo.convert SRC DST [--strip-prefix module.] [--fp16]`` prints 
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 from pathlib import Path
@@ -15,6 +16,9 @@ from safetensors.torch import save_file
 from .hub import sha256_file
 
 logger = logging.getLogger(__name__)
+# The key of a conversion's record in its folder's config.json: source file and sha256, and the sha256 of the
+# model.safetensors written beside it (see check_record).
+RECORD_KEY = "converted"
 
 
 def _extract_state_dict(obj: object, name: str) -> dict[str, torch.Tensor]:
@@ -32,6 +36,21 @@ def _extract_state_dict(obj: object, name: str) -> dict[str, torch.Tensor]:
     return obj
 
 
+def read_checkpoint(src: Path) -> dict[str, torch.Tensor]:
+    """The state_dict in a .pth/.pt file, read with torch.load(weights_only=True) (nothing else is unpickled).
+
+    Raises OSError for a missing/unreadable file and ValueError naming the file when it is not a checkpoint.
+    """
+    src = Path(src)
+    try:
+        obj = torch.load(src, weights_only=True, map_location="cpu")
+    except OSError:
+        raise  # a missing/unreadable file is not a format problem
+    except Exception as exc:  # torch raises many types (UnpicklingError, RuntimeError, EOFError...)
+        raise ValueError(f"{src.name}: not a loadable PyTorch checkpoint ({exc.__class__.__name__})") from exc
+    return _extract_state_dict(obj, src.name)
+
+
 def convert_checkpoint(
     src: Path, dst: Path, strip_prefix: str = "module.", dtype: torch.dtype | None = None
 ) -> dict:
@@ -43,14 +62,7 @@ def convert_checkpoint(
     Raises ValueError naming the file when it is not a checkpoint.
     """
     src, dst = Path(src), Path(dst)
-    try:
-        obj = torch.load(src, weights_only=True, map_location="cpu")
-    except OSError:
-        raise  # a missing/unreadable file is not a format problem
-    except Exception as exc:  # torch raises many types (UnpicklingError, RuntimeError, EOFError...)
-        raise ValueError(f"{src.name}: not a loadable PyTorch checkpoint ({exc.__class__.__name__})") from exc
-    state = _extract_state_dict(obj, src.name)
-
+    state = read_checkpoint(src)
     tensors: dict[str, torch.Tensor] = {}
     for key, value in state.items():
         key = key.removeprefix(strip_prefix) if strip_prefix else key
@@ -74,6 +86,30 @@ def convert_checkpoint(
     }
     logger.info("converted %s -> %s (%d keys, %d params)", src.name, dst, info["keys"], info["num_params"])
     return info
+
+
+def check_record(entry_name: str, weights: Path) -> dict | None:
+    """The conversion record in the config.json beside ``weights``, or None when there is none.
+
+    Converted weights are not pinned by the registry (that pin is for the zoo's own files); `zoo convert`
+    records the sha256 of the file it wrote, and a file that no longer matches it is refused (ZooError)."""
+    from .registry import ZooError
+
+    config_path = Path(weights).with_name("config.json")
+    try:
+        record = json.loads(config_path.read_text(encoding="utf-8")).get(RECORD_KEY)
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, AttributeError):
+        return None
+    if not isinstance(record, dict):
+        return None
+    how = f"convert it again (`{record.get('command') or 'python -m zoo convert ' + entry_name}`)"
+    if record.get("entry") != entry_name:
+        raise ZooError(f"{weights}: converted for {record.get('entry')!r}, not {entry_name!r} ({config_path}); {how}")
+    actual = sha256_file(weights)
+    if actual != record.get("weights_sha256"):
+        raise ZooError(f"{weights}: sha256 {actual} does not match the {record.get('weights_sha256')} recorded "
+                       f"in {config_path} when it was converted; refusing to load it; {how}")
+    return record
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -54,6 +54,9 @@ class Entry:
     params: int | None = None
     metrics: dict[str, Any] = field(default_factory=dict)   # measured here; with "command" that measured them
     paper: dict[str, Any] = field(default_factory=dict)     # figures reported by the paper, for comparison
+    # The authors' released checkpoint this entry converts from (`python -m zoo convert`): {"file": its path in
+    # their release, "meanface": their mean-face file, "source": where that is stated}; empty if none.
+    release: dict[str, Any] = field(default_factory=dict)
     notes: str = ""
 
     @property

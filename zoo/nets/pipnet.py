@@ -30,6 +30,31 @@ def merge_matrix(nb_idx: torch.Tensor) -> torch.Tensor:
     return m / m.sum(dim=1, keepdim=True)
 
 
+def padded_merge_matrix(nb_idx: torch.Tensor) -> torch.Tensor:
+    """Neighbour merging as the PIPNet authors' released code does it (get_meanface + their test/demo decode).
+
+    Each landmark's list of neighbour predictions (ordered by predicting landmark, then slot) is repeated
+    until it is as long as the longest list (at most 11 copies, then cut), and averaged with the landmark's
+    own prediction: weights over 1 + longest, so some neighbour predictions count twice. Raises ValueError
+    where their code could not run (a landmark predicted by too few others to fill the longest list)."""
+    n, k = nb_idx.shape
+    cols: list[list[int]] = [[] for _ in range(n)]
+    for i in range(n):
+        for slot in range(k):
+            cols[int(nb_idx[i, slot])].append(n + i * k + slot)
+    longest = max(len(c) for c in cols)
+    m = torch.zeros(n, n * (1 + k))
+    for j, c in enumerate(cols):
+        padded = (c * 11)[:longest]          # their "+= list * 10", then cut to the longest list
+        if len(padded) < longest:
+            raise ValueError(f"landmark {j} is a neighbour of {len(c)} landmark(s), too few to fill the "
+                             f"longest list ({longest}); the authors' decode cannot merge this mean face")
+        m[j, j] = 1.0
+        for col in padded:
+            m[j, col] += 1.0
+    return m / (1 + longest)
+
+
 class PIPNet(nn.Module):
     def __init__(self, backbone: str = "resnet18", num_points: int = 68, num_nb: int = 10, input_size: int = 256):
         super().__init__()
@@ -53,11 +78,31 @@ class PIPNet(nn.Module):
         """Set the (N,2) mean face in normalised crop coordinates; derives neighbour indices from it."""
         self.mean_face.copy_(torch.as_tensor(mean_face, dtype=torch.float32))
         self.nb_idx.copy_(torch.from_numpy(neighbour_indices(np.asarray(mean_face), self.num_nb)))
-        self.merge = merge_matrix(self.nb_idx)
+        self.set_merge(None)
+
+    def set_merge(self, merge: torch.Tensor | None) -> None:
+        """Neighbour-merging weights. None: the plain average, derived from nb_idx and not stored. A matrix
+        (e.g. padded_merge_matrix, for the authors' released checkpoints) is stored in the weight file, so
+        every copy of these weights merges the same way."""
+        if merge is None:
+            self.merge = merge_matrix(self.nb_idx)
+            self._non_persistent_buffers_set.add("merge")
+            return
+        if tuple(merge.shape) != tuple(self.merge.shape):
+            raise ValueError(f"merge weights must be {tuple(self.merge.shape)}, not {tuple(merge.shape)}")
+        self.merge = merge.detach().float().clone()
+        self._non_persistent_buffers_set.discard("merge")
 
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        # A weight file carrying "merge" keeps its own merging weights; otherwise they follow nb_idx.
+        stored = prefix + "merge" in state_dict
+        if stored:
+            self._non_persistent_buffers_set.discard("merge")
+        else:
+            self._non_persistent_buffers_set.add("merge")
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
-        self.merge = merge_matrix(self.nb_idx)
+        if not stored:
+            self.merge = merge_matrix(self.nb_idx)
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         return self.backbone(x)
