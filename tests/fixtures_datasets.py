@@ -103,6 +103,32 @@ def write_wflw(tmp: Path, flat: bool = False) -> tuple[Path, list[Face]]:
     return root, faces
 
 
+def write_wflw_plain(tmp: Path, layout: str = "shared") -> tuple[Path, list[Face]]:
+    """WFLW's other list format: list_98pt_test.txt (196 coordinates + path, no box or flags) with its six
+    subset lists (list_98pt_test_largepose.txt, ...) from WFLW_FLAGS, and list_98pt_fewshot_train.txt (the
+    first two faces, no subset lists). layout "shared": the files in WFLW_annotations/ (../shared/data/wflw);
+    "original": in WFLW_annotations/list_98pt_test/ as WFLW ships its test lists."""
+    root = tmp / f"wflw_plain_{layout}"
+    faces = load_faces("wflw")
+    lines = []
+    for face in faces:
+        event = face.file_name.split("_")[0]
+        rel = f"{event}--{face.file_name.split('_')[1]}/{face.file_name}"
+        img = root / "WFLW_images" / rel
+        img.parent.mkdir(parents=True, exist_ok=True)
+        if not img.exists():
+            shutil.copy(face.image, img)
+        lines.append(" ".join([f"{v:.6f}" for v in face.landmarks.reshape(-1)] + [rel]))
+    ann = root / "WFLW_annotations" / ("list_98pt_test" if layout == "original" else "")
+    ann.mkdir(parents=True, exist_ok=True)
+    (ann / "list_98pt_test.txt").write_text("\n".join(lines) + "\n")
+    for k, name in enumerate(("largepose", "expression", "illumination", "makeup", "occlusion", "blur")):
+        chosen = [line for line, flags in zip(lines, WFLW_FLAGS) if flags[k]]
+        (ann / f"list_98pt_test_{name}.txt").write_text("".join(line + "\n" for line in chosen))
+    (root / "WFLW_annotations" / "list_98pt_fewshot_train.txt").write_text("\n".join(lines[:2]) + "\n")
+    return root, faces
+
+
 # ---------------------------------------------------------------- COFW
 
 def _cofw_arrays(faces: list[Face]) -> tuple[list[np.ndarray], np.ndarray, np.ndarray]:

@@ -151,8 +151,77 @@ def test_wflw_bad_line(tmp_path: Path):
     root, _ = fx.write_wflw(tmp_path)
     ann = root / "WFLW_annotations" / "list_98pt_rect_attr_train_test" / "list_98pt_rect_attr_test.txt"
     ann.write_text(ann.read_text().splitlines()[0].split(" ", 3)[3] + "\n")
-    with pytest.raises(ValueError, match=r"list_98pt_rect_attr_test.txt:1: expected 206 numbers"):
+    with pytest.raises(ValueError, match=r"list_98pt_rect_attr_test.txt:1: expected 196 coordinates \(or 206 "
+                                         r"numbers.*got 203 numbers"):
         read_dataset("wflw", root, "test")
+
+
+@needs_samples("wflw")
+@pytest.mark.parametrize("layout", ["shared", "original"])
+def test_wflw_plain_lists_with_subset_lists(tmp_path: Path, layout: str):
+    """196 coordinates + path per line, no box; attributes from the list_98pt_test_<attr>.txt subset lists."""
+    root, faces = fx.write_wflw_plain(tmp_path, layout)
+    test = read_dataset("wflw", root, "test")
+    assert [s.image_path.name for s in test] == [f.file_name for f in faces]
+    for s, f in zip(test, faces):
+        np.testing.assert_allclose(s.landmarks, f.landmarks, atol=1e-4)
+        assert s.box is None and s.subset == "test"
+    for s, flags in zip(test, fx.WFLW_FLAGS):
+        assert s.attributes == dict(zip(("pose", "expression", "illumination", "makeup", "occlusion", "blur"), flags))
+    sizes = {a: len(read_dataset("wflw", root, a)) for a in ("pose", "expression", "illumination", "makeup",
+                                                             "occlusion", "blur")}
+    assert sizes == {"pose": 2, "expression": 1, "illumination": 1, "makeup": 1, "occlusion": 1, "blur": 1}
+    assert len(read_dataset("wflw", root, "test_largepose")) == 2      # WFLW's own subset name works too
+    few = read_dataset("wflw", root, "fewshot_train")
+    assert len(few) == 2 and few[0].subset == "fewshot_train" and few[0].attributes == {}
+    with pytest.raises(ValueError, match="no attribute flags and no subset lists"):
+        read_dataset("wflw", root, "fewshot_train_blur")
+    with pytest.raises(FileNotFoundError, match="no WFLW 'train' list"):
+        read_dataset("wflw", root, "train")
+    with pytest.raises(ValueError, match="unknown WFLW split 'valid'"):
+        read_dataset("wflw", root, "valid")
+
+
+@needs_samples("wflw")
+def test_wflw_rect_attr_list_wins_over_plain(tmp_path: Path):
+    """With both formats of the test list present, the one with boxes and flags is read."""
+    root, _ = fx.write_wflw(tmp_path)
+    plain, _ = fx.write_wflw_plain(tmp_path)
+    shutil.copy(plain / "WFLW_annotations" / "list_98pt_test.txt", root / "WFLW_annotations" / "list_98pt_test.txt")
+    test = read_dataset("wflw", root, "test")
+    assert len(test) == 4 and all(s.box is not None for s in test)
+
+
+@needs_samples("wflw")
+def test_wflw_plain_bad_line(tmp_path: Path):
+    root, _ = fx.write_wflw_plain(tmp_path)
+    ann = root / "WFLW_annotations" / "list_98pt_test.txt"
+    first = ann.read_text().splitlines()[0].split()
+    ann.write_text(" ".join(first[:100] + first[-1:]) + "\n")
+    with pytest.raises(ValueError, match=r"list_98pt_test.txt:1: .*got 100 numbers and 1 other"):
+        read_dataset("wflw", root, "test")
+    ann.write_text(" ".join(first[:-1]) + "\n")               # no image path
+    with pytest.raises(ValueError, match=r"list_98pt_test.txt:1: .*then an image path"):
+        read_dataset("wflw", root, "test")
+
+
+WFLW_SHARED = fx.SHARED / "data" / "wflw"
+
+
+@pytest.mark.skipif(not (WFLW_SHARED / "WFLW_annotations" / "list_98pt_test.txt").is_file(),
+                    reason="shared/data/wflw not present")
+def test_wflw_shared_lists():
+    """The shared WFLW part: 72 test and 61 few-shot faces, subsets as long as their lists, split by photo."""
+    ann = WFLW_SHARED / "WFLW_annotations"
+    test, few = read_dataset("wflw", fx.SHARED / "data", "test"), read_dataset("wflw", WFLW_SHARED, "fewshot_train")
+    assert (len(test), len(few)) == (72, 61)
+    assert not {s.image_path for s in test} & {s.image_path for s in few}
+    for split, samples in (("test", test), ("fewshot_train", few)):
+        for attr, name in (("pose", "largepose"), ("expression", "expression"), ("illumination", "illumination"),
+                           ("makeup", "makeup"), ("occlusion", "occlusion"), ("blur", "blur")):
+            lines = [x for x in (ann / f"list_98pt_{split}_{name}.txt").read_text().splitlines() if x.strip()]
+            assert sum(s.attributes[attr] for s in samples) == len(lines), (split, attr)
+            assert len(read_dataset("wflw", WFLW_SHARED, f"{split}_{attr}")) == len(lines)
 
 
 # ---------------------------------------------------------------- COFW

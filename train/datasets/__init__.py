@@ -1,7 +1,7 @@
 """Dataset readers: every format becomes a list of `Sample` (0-based pixel landmarks, optional face box).
 
     read_dataset("300w", root, "common")    # afw/ helen/ lfpw/ ibug/ of the iBUG distribution
-    read_dataset("wflw", root, "test")      # WFLW_annotations/ + WFLW_images/; also pose, blur, ...
+    read_dataset("wflw", root, "test")      # WFLW_annotations/ + WFLW_images/; train, fewshot_train, pose, ...
     read_dataset("cofw", root, "test")      # COFW_{train,test}_color.mat (v7.3 or older)
     read_dataset("aflw", root, "test")      # face_landmarks_aflw_{train,test,test_frontal}.csv + images/
     read_dataset("pts", root)               # any folder of images + .pts (split ignored)
@@ -38,7 +38,7 @@ _READERS: dict[str, Callable[[Path, str], list[Sample]]] = {
 _MARKERS = {
     "300w": ("afw", "helen", "lfpw", "ibug"),
     "wflw": ("WFLW_annotations", "list_98pt_rect_attr_train_test", "list_98pt_rect_attr_test.txt",
-             "list_98pt_rect_attr_train.txt"),
+             "list_98pt_rect_attr_train.txt", "list_98pt_test.txt", "list_98pt_fewshot_train.txt"),
     "cofw": ("COFW_test_color.mat", "COFW_train_color.mat", "COFW_test.mat", "COFW_train.mat"),
     "aflw": ("face_landmarks_aflw_test.csv", "face_landmarks_aflw_train.csv", "annotations"),
 }
