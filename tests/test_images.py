@@ -1,12 +1,16 @@
 """Bad and unusual image input: a clear error naming the input, or a correct RGB array. Never a crash."""
 import io
-import struct
-import zlib
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
+from fuzz_images import huge_png
 from zoo import ZooError, load_image
 
 
@@ -81,16 +85,9 @@ def test_exif_rotation_is_applied(tmp_path, rgb):
     assert out[5, -5, 0] > 200 and out[-5, 5, 0] < 60  # red corner moved to the top right
 
 
-def _png_header_only(w: int, h: int) -> bytes:
-    def chunk(t, d):
-        return struct.pack(">I", len(d)) + t + d + struct.pack(">I", zlib.crc32(t + d) & 0xFFFFFFFF)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 0)) + \
-        chunk(b"IDAT", zlib.compress(b"\x00" * 64)) + chunk(b"IEND", b"")
-
-
 def test_decompression_bomb_is_refused_fast(tmp_path):
     p = tmp_path / "bomb.png"
-    p.write_bytes(_png_header_only(30000, 30000))
+    p.write_bytes(huge_png(30000, 30000))
     with pytest.raises(ZooError, match=r"bomb\.png: .*decompression-bomb guard"):
         load_image(p)
 
@@ -120,3 +117,54 @@ def test_bad_arrays(arr, msg):
 def test_unsupported_type():
     with pytest.raises(ZooError, match="unsupported image input"):
         load_image(42)
+
+
+# A child process reads every case, so that a crash (a signal) or a hang fails this test instead of killing
+# the test session; it reports one JSON line per case: outcome and seconds.
+_FUZZ_CHILD = r"""
+import json, sys, tempfile, time
+from pathlib import Path
+from fuzz_images import fuzz_cases, write_cases
+from zoo import ZooError, load_image
+n, seed = int(sys.argv[1]), int(sys.argv[2])
+folder = Path(tempfile.mkdtemp(prefix="zoo-fuzz-"))
+for case in fuzz_cases(n, seed):
+    path = write_cases(folder, [case])[0]
+    print(json.dumps({"case": case.name, "start": True}), flush=True)
+    t0 = time.perf_counter()
+    try:
+        img = load_image(path)
+        ok = img.dtype.name == "uint8" and img.ndim == 3 and img.shape[2] == 3 and min(img.shape[:2]) >= 8
+        out = "image" if ok else f"bad array {img.dtype} {img.shape}"
+    except ZooError as e:
+        out = "zooerror" if path.name in str(e) else f"zooerror without the file name: {e}"
+    except BaseException as e:
+        out = f"{type(e).__name__}: {e}"
+    print(json.dumps({"case": case.name, "out": out, "s": time.perf_counter() - t0}), flush=True)
+    path.unlink()
+"""
+
+
+def test_fuzzed_files_give_a_zooerror_or_an_image_never_a_crash_or_hang():
+    """Seeded random bytes, truncated / bit-flipped / spliced JPEG, PNG, WebP, GIF, BMP, TIFF, and huge
+    declared sizes (tests/fuzz_images.py): each case a ZooError naming the file or a valid RGB image, in
+    under 2 s; the whole run under 60 s."""
+    tests = Path(__file__).parent
+    env = {**os.environ, "PYTHONPATH": f"{tests}:{tests.parent}"}
+    try:
+        proc = subprocess.run([sys.executable, "-X", "faulthandler", "-c", _FUZZ_CHILD, "400", "12"],
+                              capture_output=True, text=True, timeout=60, env=env, cwd=tests.parent)
+    except subprocess.TimeoutExpired as e:
+        last = [json.loads(x) for x in (e.stdout or b"").decode().splitlines() if x.strip()][-1:]
+        pytest.fail(f"fuzz run hung; last case started: {last}")
+    lines = [json.loads(x) for x in proc.stdout.splitlines() if x.strip()]
+    started = [r["case"] for r in lines if r.get("start")]
+    done = [r for r in lines if "out" in r]
+    assert proc.returncode == 0, f"child died (rc {proc.returncode}) on case {started[-1:]}: {proc.stderr[-2000:]}"
+    assert len(done) == len(started) >= 430
+    bugs = [(r["case"], r["out"]) for r in done if r["out"] not in ("image", "zooerror")]
+    assert bugs == []
+    slow = [(r["case"], round(r["s"], 2)) for r in done if r["s"] > 2.0]
+    assert slow == []
+    outcomes = {r["out"] for r in done}
+    assert outcomes == {"image", "zooerror"}       # the generator makes both kinds: the test can tell them apart

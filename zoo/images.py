@@ -2,6 +2,8 @@
 which input is wrong and how."""
 from __future__ import annotations
 
+import re
+import struct
 import warnings
 from pathlib import Path
 from typing import Union
@@ -60,20 +62,26 @@ def read_image_file(path: Path) -> np.ndarray:
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             with Image.open(path) as img:
                 if img.width * img.height > MAX_PIXELS:
-                    raise ZooError(f"{label}: {img.width}x{img.height} pixels is over the {MAX_PIXELS:,} pixel "
-                                   "limit (decompression-bomb guard); resize it first")
+                    raise ZooError(f"{label}: image too large: {img.width}x{img.height} pixels is over the "
+                                   f"{MAX_PIXELS:,} pixel limit (decompression-bomb guard); resize it first")
                 img.load()
                 return _to_rgb(img, label)
     except ZooError:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
-        raise ZooError(f"{label}: image too large (decompression-bomb guard): {e}") from None
+        declared = re.search(r"\((\d+) pixels\)", str(e))      # PIL's own limit is not ours: say only ours
+        size = f"{int(declared.group(1)):,} pixels" if declared else "its declared size"
+        raise ZooError(f"{label}: image too large: {size} is over the {MAX_PIXELS:,} pixel limit "
+                       "(decompression-bomb guard); resize it first") from None
     except PermissionError:
         raise ZooError(f"{label}: permission denied") from None
     except Image.UnidentifiedImageError:
         raise ZooError(f"{label}: not an image file PIL can read") from None
-    except (OSError, ValueError, SyntaxError) as e:
-        raise ZooError(f"{label}: unreadable or truncated image ({e})") from None
+    except MemoryError:
+        raise ZooError(f"{label}: too large to decode in the memory available") from None
+    except (OSError, ValueError, SyntaxError, EOFError, struct.error, IndexError, KeyError, ZeroDivisionError) as e:
+        # PIL's readers signal corrupt data with any of these (tests/fuzz_images.py exercises them)
+        raise ZooError(f"{label}: unreadable or truncated image ({type(e).__name__}: {e})") from None
 
 
 def array_to_rgb(arr: np.ndarray, color: str = "rgb") -> np.ndarray:
