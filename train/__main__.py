@@ -11,6 +11,7 @@ import json
 import logging
 import shlex
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -20,7 +21,7 @@ from zoo.schemes import get_scheme
 from .distributed import init_from_env, main_first, shutdown
 from .loop import Trainer, load_train_data
 from .card import training_markdown
-from .recipes import get_recipe
+from .recipes import get_recipe, resolve_teacher
 
 log = logging.getLogger("train")
 
@@ -72,7 +73,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--no-pretrained", action="store_true", help="train from scratch")
     p.add_argument("--paper-recipe", action="store_true",
                    help="the paper's recipe as published (Adam 1e-4, step schedule), not the zoo's from-scratch one")
-    p.add_argument("--teacher", help="MobileFAN: teacher zoo entry or folder (default: the recipe's)")
+    p.add_argument("--teacher", help="MobileFAN: teacher zoo entry or folder (default: the best published PIPNet "
+                   "of the dataset)")
     p.add_argument("--no-distill", action="store_true", help="MobileFAN without distillation (ablation)")
     p.add_argument("--fa-weight", type=float)
     p.add_argument("--fs-weight", type=float)
@@ -91,7 +93,9 @@ def main(argv: list[str] | None = None) -> int:
         over.update(teacher=None, fa_weight=0.0, fs_weight=0.0)
     if a.teacher:
         over["teacher"] = a.teacher
-    recipe = get_recipe(a.name, paper=a.paper_recipe, **over)
+    recipe = resolve_teacher(get_recipe(a.name, paper=a.paper_recipe, **over))
+    if a.no_distill:
+        recipe = replace(recipe, teacher=None)
     out = a.out or Path("runs") / a.name
     dist, device = init_from_env(a.device)
     try:

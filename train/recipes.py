@@ -77,8 +77,24 @@ PAPER_RECIPES: dict[str, Recipe] = dict(RECIPES)      # as published, before our
 # The published 300W entries: from scratch (see SCRATCH_NOTE); epochs set to what CPU time allowed.
 for _n in ("pipnet_r18_300w", "pipnet_mbv2_300w", "pipnet_r50_300w", "pipnet_r101_300w"):
     RECIPES[_n] = replace(RECIPES[_n], **SCRATCH)
-RECIPES["mobilefan_300w"] = replace(RECIPES["mobilefan_300w"], teacher="pipnet_r50_300w", pretrained=False,
+# MobileFAN distils from the best published PIPNet of its dataset, resolved when training starts: publishing a
+# stronger teacher (ResNet50/101) makes the same command re-distil from it.
+BEST_TEACHER = "best"
+RECIPES["mobilefan_300w"] = replace(RECIPES["mobilefan_300w"], teacher=BEST_TEACHER, pretrained=False,
                                     weight_decay=5e-4, optimizer="adamw", augment=SCRATCH["augment"])
+
+
+def best_teacher(dataset: str) -> str:
+    """The published PIPNet entry of `dataset` with the lowest measured NME."""
+    scored = [(e.metrics["nme"], n) for n in registry.list_models(dataset=dataset, arch="pipnet", published=True)
+              if "nme" in (e := registry.get(n)).metrics]
+    if not scored:
+        raise KeyError(f"no published PIPNet entry for {dataset} to distil from; train one first or pass --teacher")
+    return min(scored)[1]
+
+
+def resolve_teacher(recipe: Recipe) -> Recipe:
+    return replace(recipe, teacher=best_teacher(recipe.dataset)) if recipe.teacher == BEST_TEACHER else recipe
 
 
 def get_recipe(name: str, paper: bool = False, **overrides: Any) -> Recipe:
