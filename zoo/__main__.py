@@ -83,8 +83,14 @@ def cmd_export(a) -> int:
 def cmd_bench(a) -> int:
     from .bench import format_table, run_bench, save_json
 
+    peer_paths = {}
+    for item in a.peer_path or []:
+        name, sep, path = item.partition("=")
+        if not sep or not path:
+            raise ZooError(f"--peer-path takes NAME=FILE (e.g. pfld_ghostone=model.onnx), not {item!r}")
+        peer_paths[name] = Path(path)
     res = run_bench(a.names, a.backend, a.threads, faces=a.faces, repeats=a.repeats, image=a.image,
-                    detector=a.detector)
+                    detector=a.detector, peer_paths=peer_paths)
     print(format_table(res))
     if a.json:
         save_json(res, Path(a.json))
@@ -161,13 +167,17 @@ def parser() -> argparse.ArgumentParser:
                    help="output file (default: the zoo cache, ~/.cache/facezoo/NAME/NAME.onnx; the path is printed)")
     s.set_defaults(fn=cmd_export)
     s = sub.add_parser("bench", help="median latency per stage and per face")
-    s.add_argument("names", nargs="+")
+    s.add_argument("names", nargs="+", help="zoo entries and/or peers (dlib, dlib_givenbox, pfld_ghostone); "
+                                            "a peer that cannot run here is skipped with the reason")
     s.add_argument("--backend", nargs="+", default=["torch"], choices=["torch", "onnx"])
     s.add_argument("--threads", type=int, default=None)
     s.add_argument("--faces", type=int, default=1)
     s.add_argument("--repeats", type=int, default=20)
     s.add_argument("--image", type=Path)
-    s.add_argument("--detector", default="haar")
+    s.add_argument("--detector", default="haar", help="for zoo entries and PFLD (dlib uses its own HOG detector)")
+    s.add_argument("--peer-path", action="append", metavar="NAME=FILE",
+                   help="a peer's model file, e.g. pfld_ghostone=../shared/weights/pfld_ghostone/"
+                        "PFLD_GhostOne_112_1_opt_sim.onnx (default: under $ZOO_HOME)")
     s.add_argument("--json", help="also write the results here")
     s.set_defaults(fn=cmd_bench)
     s = sub.add_parser("push", help="publish a Hub-ready folder")

@@ -1,4 +1,5 @@
-"""Latency benchmarks: median ms per stage and per face, warm-up first; table and JSON."""
+"""Latency benchmarks of zoo entries and peers (zoo.peers): median ms per stage and per face, warm-up first;
+table and JSON."""
 from __future__ import annotations
 
 import json
@@ -14,6 +15,7 @@ import numpy as np
 import torch
 
 from .landmarker import STAGES
+from .registry import ZooError
 
 log = logging.getLogger(__name__)
 
@@ -67,36 +69,71 @@ def bench_one(lm, image: np.ndarray, box: np.ndarray | None, faces: int, repeats
     return med
 
 
+def load_peer_for_bench(name: str, threads: int | None, detector: str, path: Path | None = None
+                        ) -> tuple[Any, str | None]:
+    """(peer, None), or (None, why it cannot run here): a missing dependency or file skips the peer."""
+    from .peers import load_peer, peer_unavailable
+
+    why = peer_unavailable(name) if path is None else None
+    if why:
+        return None, why
+    kwargs = {"detector": detector, "threads": threads} if name == "pfld_ghostone" else {}
+    try:
+        return load_peer(name, path, **kwargs), None
+    except ZooError as e:
+        return None, str(e)
+
+
 def run_bench(names: list[str], backends: list[str], threads: int | None, faces: int = 1, repeats: int = 20,
-              warmup: int = 3, image: Path | None = None, detector: str = "haar") -> dict[str, Any]:
+              warmup: int = 3, image: Path | None = None, detector: str = "haar",
+              peer_paths: dict[str, Path] | None = None) -> dict[str, Any]:
+    """Median timings of zoo entries (once per backend) and peers (zoo.peers names, their own runtime; dlib
+    finds faces with its HOG detector, PFLD with `detector`). Peers that cannot run here are listed under
+    "skipped" with the reason."""
     import zoo
+
+    from .peers import is_peer
 
     if threads:
         torch.set_num_threads(threads)
     img, box = bench_image(image)
     out: dict[str, Any] = {"hardware": f"{cpu_name()}, {os.cpu_count()} cores, torch threads "
                                        f"{torch.get_num_threads()}", "image": list(img.shape), "faces": faces,
-                           "repeats": repeats, "detector": detector, "results": []}
+                           "repeats": repeats, "detector": detector, "results": [], "skipped": []}
     for name in names:
+        if is_peer(name):
+            peer, why = load_peer_for_bench(name, threads, detector, (peer_paths or {}).get(name))
+            if peer is None:
+                log.warning("bench: skipping peer %s: %s", name, why)
+                out["skipped"].append({"name": name, "reason": why})
+                continue
+            res = bench_one(peer, img, box, faces, repeats, warmup)
+            found = peer(img, max_faces=1)
+            out["results"].append({"name": name, "backend": peer.backend,
+                                   "detector": found[0].detector if found else None, **res})
+            log.info("%s: %s", name, res)
+            continue
         for backend in backends:
             lm = zoo.load(name, backend=backend, detector=detector)
             if backend == "onnx" and threads:
                 from .onnx_backend import OnnxRunner
                 lm.runner = OnnxRunner(lm.runner.path, threads=threads)  # same thread budget as torch
             res = bench_one(lm, img, box, faces, repeats, warmup)
-            out["results"].append({"name": name, "backend": backend, **res})
+            out["results"].append({"name": name, "backend": backend, "detector": detector, **res})
             log.info("%s %s: %s", name, backend, res)
     return out
 
 
 def format_table(result: dict[str, Any]) -> str:
-    cols = ["name", "backend", *STAGES, "total", "per_face", "fps"]
-    rows = [[str(r[c]) for c in cols] for r in result["results"]]
-    widths = [max(len(c), *(len(r[i]) for r in rows)) for i, c in enumerate(cols)]
+    cols = ["name", "backend", "detector", *STAGES, "total", "per_face", "fps"]
+    rows = [[str(r.get(c, result["detector"] if c == "detector" else "")) for c in cols] for r in result["results"]]
+    widths = [max([len(c), *(len(r[i]) for r in rows)]) for i, c in enumerate(cols)]
     line = lambda vals: "| " + " | ".join(v.ljust(w) for v, w in zip(vals, widths)) + " |"
-    return "\n".join([line(cols), "|" + "|".join("-" * (w + 2) for w in widths) + "|", *map(line, rows),
-                      f"(median ms over {result['repeats']} runs; {result['hardware']}; {result['faces']} face(s); "
-                      f"detector {result['detector']})"])
+    skipped = [f"skipped {s['name']}: {s['reason']}" for s in result.get("skipped", [])]
+    table = [line(cols), "|" + "|".join("-" * (w + 2) for w in widths) + "|", *map(line, rows)] if rows else []
+    return "\n".join([*table, f"(median ms over {result['repeats']} runs; {result['hardware']}; "
+                                f"{result['faces']} face(s); detect = the row's detector on the whole image)",
+                      *skipped])
 
 
 def save_json(result: dict[str, Any], path: Path) -> None:

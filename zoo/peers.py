@@ -180,6 +180,8 @@ class DlibPeer(Peer):
     Called on an image, both find faces with HOG; given face boxes are used as they are.
     """
 
+    backend = "dlib"
+
     def __init__(self, own_detector: bool = True, model_path: str | Path | None = None,
                  upsample: int = DLIB_UPSAMPLE) -> None:
         super().__init__()
@@ -273,6 +275,8 @@ class PfldPeer(Peer):
     a square of 1.2x the larger side of the landmark box (evaluation: gt_box_scale 1.2, squared) or of the
     detector box (called on an image: the zoo's `detector`, Haar by default).
     """
+
+    backend = "onnx"
 
     def __init__(self, path: str | Path | None = None, detector: str = "haar", threads: int | None = None,
                  check_sha256: bool = True) -> None:
