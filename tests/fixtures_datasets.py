@@ -81,6 +81,17 @@ def wflw_line(face: Face, flags: list[int], rel: str) -> str:
     return " ".join(nums + [rel])
 
 
+def wflw_image(root: Path, face: Face) -> str:
+    """Copy the face's photo to WFLW_images/EVENT--NAME/FILE as WFLW lays it out; its path in the lists."""
+    event, name = face.file_name.split("_")[:2]
+    rel = f"{event}--{name}/{face.file_name}"
+    img = root / "WFLW_images" / rel
+    img.parent.mkdir(parents=True, exist_ok=True)
+    if not img.exists():
+        shutil.copy(face.image, img)
+    return rel
+
+
 def write_wflw(tmp: Path, flat: bool = False) -> tuple[Path, list[Face]]:
     """WFLW_annotations/list_98pt_rect_attr_train_test/*.txt + WFLW_images/EVENT/NAME.jpg; `flat` puts the
     txt files at the root instead. Test list: all faces with WFLW_FLAGS; train list: the first two."""
@@ -88,14 +99,7 @@ def write_wflw(tmp: Path, flat: bool = False) -> tuple[Path, list[Face]]:
     faces = load_faces("wflw")
     lines = []
     for face, flags in zip(faces, WFLW_FLAGS):
-        event = face.file_name.split("_")[0]
-        folder = f"{event}--{face.file_name.split('_')[1]}"
-        rel = f"{folder}/{face.file_name}"
-        img = root / "WFLW_images" / rel
-        img.parent.mkdir(parents=True, exist_ok=True)
-        if not img.exists():
-            shutil.copy(face.image, img)
-        lines.append(wflw_line(face, flags, rel))
+        lines.append(wflw_line(face, flags, wflw_image(root, face)))
     ann = root if flat else root / "WFLW_annotations" / "list_98pt_rect_attr_train_test"
     ann.mkdir(parents=True, exist_ok=True)
     (ann / "list_98pt_rect_attr_test.txt").write_text("\n".join(lines) + "\n")
@@ -112,13 +116,7 @@ def write_wflw_plain(tmp: Path, layout: str = "shared") -> tuple[Path, list[Face
     faces = load_faces("wflw")
     lines = []
     for face in faces:
-        event = face.file_name.split("_")[0]
-        rel = f"{event}--{face.file_name.split('_')[1]}/{face.file_name}"
-        img = root / "WFLW_images" / rel
-        img.parent.mkdir(parents=True, exist_ok=True)
-        if not img.exists():
-            shutil.copy(face.image, img)
-        lines.append(" ".join([f"{v:.6f}" for v in face.landmarks.reshape(-1)] + [rel]))
+        lines.append(" ".join([f"{v:.6f}" for v in face.landmarks.reshape(-1)] + [wflw_image(root, face)]))
     ann = root / "WFLW_annotations" / ("list_98pt_test" if layout == "original" else "")
     ann.mkdir(parents=True, exist_ok=True)
     (ann / "list_98pt_test.txt").write_text("\n".join(lines) + "\n")
