@@ -1,9 +1,10 @@
-"""The Gradio app: pick 2–4 landmark models, give photos (upload, webcam snapshot, paste, or an example),
-see every model's landmarks side by side with per-stage timings, NME against ground truth (or the models'
-disagreement), model cards, and JSON/PNG downloads. A second tab runs one model on the live webcam.
+"""The Gradio app: pick 2–4 landmark models (zoo entries and peers), give photos (an example, an upload, a
+webcam snapshot or a paste), and see every model on one overlay in its own colour with a zoom on each face,
+a leaderboard (size, benchmark NME, NME on your photos, speed), a timing chart, a photo x model grid, model
+cards, and JSON/PNG downloads. A second tab runs one model on the live webcam with the same drawing.
 
-API endpoints (gradio_client): "/compare" (the comparison) and "/cards" (model cards); the webcam stream's
-"/live" is undocumented (gradio_client cannot send streaming inputs).
+API endpoints (gradio_client): "/compare" (the comparison; errors raise) and "/cards" (model cards). The
+page's own Compare button runs the same code but reports errors inline; the webcam stream is undocumented.
 """
 from __future__ import annotations
 
@@ -11,10 +12,13 @@ import os
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")      # before gradio is imported: no telemetry
 
+import functools
+import hashlib
 import json
 import logging
 import shutil
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -24,33 +28,50 @@ import numpy as np
 import pandas as pd
 
 from zoo.registry import ZooError
-from zoo.schemes import get_scheme
 
 from . import compare, render
-from .models import CACHE, DETECTORS, available_detectors, available_models, scheme_name
+from .models import CACHE, DETECTORS, available_detectors, available_models, is_peer, uses_own_detector
 
 log = logging.getLogger(__name__)
 
-TITLE = "Face landmark zoo — compare models"
+TITLE = "Facial landmark zoo"                   # the README's title too (a test holds them together)
 WORK_DIR = Path(tempfile.gettempdir()) / "facezoo-space"
 SHARED = Path(os.environ.get("SPACE_SHARED_DIR", Path(__file__).resolve().parents[2] / "shared"))
 KEEP_S = 3600                                   # result files older than this are deleted
+DEFAULT_MAX_FACES = 8
 
 # System fonts only: the page makes no request outside this server (no web fonts, no CDN).
 SYSTEM_FONT = ["ui-sans-serif", "system-ui", "-apple-system", "Segoe UI", "Roboto", "Helvetica", "Arial", "sans-serif"]
 MONO_FONT = ["ui-monospace", "SFMono-Regular", "Menlo", "Consolas", "monospace"]
 CSS = """
+.gradio-container { max-width: 1500px !important; }
+#title h1 { margin-bottom: 0.1em; }
+#status { min-height: 2.2em; }
+#status p { margin: 0.15em 0; }
 #cards { font-size: 0.92em; }
-#summary p { margin: 0.2em 0; }
+#leaderboard table { font-size: 15px; }
+#leaderboard th { white-space: normal !important; }
+#run { font-size: 1.1em; }
+@media (max-width: 720px) {
+  #leaderboard table { font-size: 14px; }
+  .gradio-container { padding: 6px !important; }
+}
 """
 
-TIMING_HEADERS = {"model": "model", "backend": "backend", "photos": "photos", "faces": "faces",
-                  "detect_ms": "detect ms", "preprocess_ms": "preprocess ms", "model_ms": "model ms",
-                  "decode_ms": "decode ms", "total_ms": "total ms", "fps": "FPS"}
+LEADER_HEADERS = {"model": "Model", "points": "Points", "params_m": "Params (M)", "size_mb": "Size (MB)",
+                  "benchmark_nme_pct": "Benchmark NME %", "your_nme_pct": "NME % on your photos",
+                  "model_ms": "Model ms (median)", "spread": "Fastest–slowest ms", "detect_ms": "Detection ms",
+                  "fps": "FPS (with detection)"}
+LOWER_IS_BETTER = ("Params (M)", "Size (MB)", "Benchmark NME %", "NME % on your photos", "Model ms (median)")
+HIGHER_IS_BETTER = ("FPS (with detection)",)
+BEST_STYLE = "background-color: #c8f0c8; font-weight: 700"
+# The outputs of a comparison, in the order every handler returns them.
+OUTPUTS = ("json_file", "status", "panel", "leaderboard", "chart", "grid", "accuracy_md", "accuracy",
+           "errors", "png_files", "cards")
 
 
 def theme() -> gr.themes.Base:
-    return gr.themes.Default(font=SYSTEM_FONT, font_mono=MONO_FONT)
+    return gr.themes.Default(font=SYSTEM_FONT, font_mono=MONO_FONT, primary_hue="indigo")
 
 
 # ------------------------------------------------------------------------------------------- helpers
@@ -109,44 +130,84 @@ def _work_dir() -> Path:
     return Path(tempfile.mkdtemp(prefix="run-", dir=WORK_DIR))
 
 
-def _guard(fn):
-    """Handler wrapper: ZooError/Failure -> gr.Error with its message; anything else -> a short gr.Error
-    (the traceback goes to the server log only)."""
-    import functools
+def _message(e: BaseException, fn_name: str) -> str:
+    """What the visitor reads for an exception: ours verbatim, anything else short (traceback in the log)."""
+    if isinstance(e, gr.Error):
+        return str(e.message)
+    if isinstance(e, (ZooError, Failure)):
+        return str(e)
+    if isinstance(e, MemoryError):
+        return "out of memory: try a smaller photo or fewer models"
+    log.error("handler %s failed", fn_name, exc_info=e)
+    first = (str(e).splitlines() or [""])[0][:200]
+    return (f"internal error ({type(e).__name__}: {first}); the app is still running — try again or with other "
+            "inputs")
 
+
+def _guard(fn):
+    """Handler wrapper: every exception becomes a gr.Error with a readable message, never a traceback."""
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
         try:
             return fn(*args, **kwargs)
         except gr.Error:
             raise
-        except (ZooError, Failure) as e:
-            raise gr.Error(str(e), title="Cannot compare", print_exception=False) from None
-        except MemoryError:
-            raise gr.Error("out of memory: try a smaller photo or fewer models", print_exception=False) from None
-        except Exception as e:  # a bug, not the visitor's fault: no traceback on the page
-            log.exception("handler %s failed", fn.__name__)
-            first = (str(e).splitlines() or [""])[0][:200]
-            raise gr.Error(f"internal error ({type(e).__name__}: {first}); the app is still running — try "
-                           "again or with other inputs", print_exception=False) from None
+        except Exception as e:  # noqa: BLE001 - the boundary: the visitor gets a message, the log the traceback
+            raise gr.Error(_message(e, fn.__name__), title="Cannot compare", print_exception=False) from None
     return wrapper
 
 
-def _frame(rows: list[dict[str, Any]], headers: dict[str, str] | None = None) -> pd.DataFrame:
+def _fmt(v: Any, digits: int = 2) -> Any:
+    return None if v is None else round(float(v), digits)
+
+
+def leaderboard_frame(rows: list[dict[str, Any]]) -> pd.io.formats.style.Styler | pd.DataFrame:
+    """The leaderboard as a styled table: each model's name on its colour, the best value per column green."""
+    if not rows:
+        return pd.DataFrame(columns=list(LEADER_HEADERS.values()))
+    data = []
+    for r in rows:
+        spread = (f"{r['model_ms_min']:.1f}–{r['model_ms_max']:.1f}" if r.get("model_ms_min") is not None else None)
+        data.append({"model": r["model"], "points": r["points"], "params_m": r["params_m"], "size_mb": r["size_mb"],
+                     "benchmark_nme_pct": r["benchmark_nme_pct"], "your_nme_pct": r["your_nme_pct"],
+                     "model_ms": _fmt(r["model_ms"], 1), "spread": spread,
+                     "detect_ms": _fmt(r["detect_ms"], 1) if r.get("detector") != "own" else _fmt(r["detect_ms"], 1),
+                     "fps": _fmt(r["fps"], 1)})
+    df = pd.DataFrame(data).rename(columns=LEADER_HEADERS)
+    colors = {r["model"]: r["color"] for r in rows}
+
+    def style_col(col: pd.Series) -> list[str]:
+        if col.name == "Model":
+            return [f"background-color: {colors[v]}; color: white; font-weight: 700" for v in col]
+        vals = pd.to_numeric(col, errors="coerce")
+        if vals.notna().sum() < 2 or vals.nunique() < 2:
+            return [""] * len(col)
+        best = vals.min() if col.name in LOWER_IS_BETTER else vals.max() if col.name in HIGHER_IS_BETTER else None
+        return [BEST_STYLE if best is not None and v == best else "" for v in vals]
+
+    fmt = {c: "{:.2f}" for c in ("Params (M)", "Benchmark NME %", "NME % on your photos")}
+    fmt.update({c: "{:.1f}" for c in ("Size (MB)", "Model ms (median)", "Detection ms", "FPS (with detection)")})
+    return df.style.apply(style_col, axis=0).format(fmt, na_rep="—")
+
+
+def _frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
     df = pd.DataFrame(rows)
-    return df.rename(columns=headers) if headers and not df.empty else df
+    return df.rename(columns=lambda c: c.replace("_pct", " %").replace("_", " ")) if not df.empty else df
 
 
-def _timing_plot_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
-    data = [{"model": r["model"], "stage": s, "ms": r[f"{s}_ms"]}
-            for r in rows for s in ("detect", "preprocess", "model", "decode")]
-    return pd.DataFrame(data, columns=["model", "stage", "ms"])
+def _file_hash(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
 
 
 # ------------------------------------------------------------------------------------------- handlers
 class Handlers:
     """The app's event handlers over one model cache; choices are read at construction (restart the app
-    after adding weights)."""
+    after adding weights). Results for the example photos are kept (computed at start-up for the default
+    choice), so clicking an example shows its result at once."""
 
     def __init__(self, cache=None, detectors=None):
         self.cache = cache or CACHE
@@ -154,121 +215,241 @@ class Handlers:
         self.models_here = available_models()
         self.dets_here = available_detectors()
         self.hw_line = compare.hardware_line()
+        self.default_models = [m for m in self.models_here if not is_peer(m)][:2] or self.models_here[:2]
+        self.examples = example_rows()
+        self._example_hashes = {_file_hash(Path(p)) for row in self.examples for p in [row[0], *(row[1] or [])]}
+        self._memo: dict[str, tuple] = {}
+        self._memo_lock = threading.Lock()
+        self.precomputed = threading.Event()
 
-    @_guard
-    def run_compare(self, image, more_images, ground_truth, models, detector, backend, whole_image,
-                    progress=gr.Progress()):
-        """The /compare endpoint: photos + choices -> pictures, tables, downloads (see build_demo)."""
+    # ---------------------------------------------------------------- the comparison
+    def _compare(self, image, more_images, ground_truth, models, detector, backend, whole_image,
+                 score_threshold, max_faces, repeats, progress) -> tuple:
         models = compare.validate_choice(models, self.models_here)
-        if detector not in self.dets_here and not whole_image:
-            raise Failure(f"detector {detector!r} is not available here; "
-                          f"available: {', '.join(self.dets_here)}")
+        whole = bool(whole_image)
+        if not whole and detector not in self.dets_here and not all(uses_own_detector(m) for m in models):
+            raise Failure(f"detector {detector!r} is not available here; available: {', '.join(self.dets_here)}")
         if backend not in ("torch", "onnx"):
             raise Failure(f"backend must be 'torch' or 'onnx', not {backend!r}")
+        try:
+            threshold = float(score_threshold if score_threshold is not None else 0.0)
+            faces_max = int(max_faces if max_faces is not None else DEFAULT_MAX_FACES)
+            reps = int(repeats if repeats is not None else compare.REPEATS)
+        except (TypeError, ValueError):
+            raise Failure("score threshold, max faces and repeats must be numbers") from None
+        if not (0.0 <= threshold <= 1.0 and np.isfinite(threshold)):
+            raise Failure(f"score threshold must be between 0 and 1, not {threshold}")
         files = _payload_list(image) + _payload_list(more_images)
         if not files:
-            raise Failure("give a photo: upload one, take a webcam snapshot, paste one, or click an example")
-        if len(files) > compare.MAX_IMAGES:
-            gr.Warning(f"only the first {compare.MAX_IMAGES} photos are compared")
-            files = files[:compare.MAX_IMAGES]
+            raise Failure("give a photo: click an example, upload one, take a webcam snapshot, or paste one")
+        gt_files = _payload_list(ground_truth)
+        key = self._memo_key(files, gt_files, models, detector, backend, whole, threshold, faces_max, reps)
+        if key is not None and key in self._memo:
+            return self._memo[key]
         progress(0.0, desc="reading photos")
+        warnings: list[str] = []
+        dropped = compare.too_many_photos([n for _, n in files])
+        if dropped:                              # read only what is compared; the report says what was left out
+            warnings.append(dropped)
+            files = files[:compare.MAX_IMAGES]
         images = [compare.read_image(p, name) for p, name in files]
-        gts = [(name, compare.read_ground_truth(p, name)) for p, name in _payload_list(ground_truth)]
-        pair_warnings = compare.pair_ground_truth(images, gts)
+        gts = [(name, compare.read_ground_truth(p, name)) for p, name in gt_files]
+        warnings += compare.pair_ground_truth(images, gts)
+        report = compare.run_comparison(images, models, detector, backend, whole, self.cache, self.detectors,
+                                        progress=lambda f, d: progress(f, desc=d), score_threshold=threshold,
+                                        max_faces=faces_max, repeats=reps, warnings=warnings)
+        out_dir = _work_dir() if key is None else WORK_DIR / "examples" / f"result-{key[:16]}"
+        out_dir.mkdir(parents=True, exist_ok=True)
+        result = self._outputs(report, out_dir, precomputed=key is not None)
+        if key is not None:
+            with self._memo_lock:
+                self._memo[key] = result
+        return result
 
-        report = compare.run_comparison(images, models, detector, backend, bool(whole_image), self.cache,
-                                        self.detectors, progress=lambda f, d: progress(f, desc=d))
-        report.warnings[:0] = pair_warnings
-        for w in report.warnings:
-            gr.Warning(w)
+    def _memo_key(self, files, gt_files, *options) -> str | None:
+        """A key for results worth keeping: only when every file is one of the example files."""
+        try:
+            hashes = [_file_hash(p) for p, _ in files] + [_file_hash(p) for p, _ in gt_files]
+        except OSError:
+            return None
+        if not hashes or not set(hashes) <= self._example_hashes:
+            return None
+        names = [n for _, n in files] + [n for _, n in gt_files]
+        return hashlib.sha256(json.dumps([hashes, names, *options], default=str).encode()).hexdigest()
 
-        out = _work_dir()
+    def _outputs(self, report: compare.Report, out: Path, precomputed: bool = False) -> tuple:
         data = report.to_json()
         json_path = out / "landmarks.json"
         json_path.write_text(json.dumps(data, indent=1))
-        pngs = [str(render.save_png(img, out / f"annotated_{i}_{compare.safe_name(name)}.png"))
-                for i, (name, img) in enumerate(report.composites())]
-
-        timing_rows = report.timing_rows()
-        acc_rows = report.accuracy_rows()
-        has_gt = any(r.inp.gt for r in report.results)
-        if has_gt:
-            acc_md = ("### Accuracy against your ground truth\nNME in % of the scheme's normaliser "
-                      "(e.g. inter-ocular distance for 68 points); each ground-truth face is matched to the "
-                      "nearest detected face.")
-            acc_df = _frame(acc_rows)
-        else:
-            acc_md = ("### Disagreement between models (no ground truth uploaded)\nMean distance between two "
-                      "models' points on the same faces, in % of the scheme's normaliser; only models with the "
-                      "same landmark scheme are compared.")
-            acc_df = _frame(report.disagreement_rows())
-        n_faces = sum(len(r.boxes) for r in report.results)
-        lines = [f"**{len(images)} photo(s), {n_faces} face(s), {len(models)} model(s)** · detector: "
-                 f"{'none (whole image)' if whole_image else detector} · backend: {backend}",
-                 f"Timings from: {self.hw_line}. Detection runs once per photo and every model gets the same "
-                 "face boxes; its time is in each model's total. Models are warmed up (one untimed call) when "
-                 "loaded."]
-        if report.load_ms:
-            lines.append("Loaded now (not timed): " + ", ".join(f"{m} {ms / 1000:.1f} s" for m, ms in
-                                                                report.load_ms.items()))
-        if report.warnings:
-            lines += [f"⚠️ {w}" for w in report.warnings]
         # Pictures go out as files we wrote: Gradio copies files into its cache atomically, whereas arrays are
         # re-encoded onto one content-hashed path, which two identical concurrent requests can race on.
-        gallery = [(str(render.save_png(img, out / f"model_{i}.png")), cap)
-                   for i, (img, cap) in enumerate(report.gallery())]
+        panels = report.panels()
+        pngs = [str(render.save_png(img, out / f"compare_{i}_{compare.safe_name(name)}.png"))
+                for i, (name, img) in enumerate(panels)]
+        grid = str(render.save_png(report.grid(), out / "grid.png"))
+        chart_img = report.chart()
+        chart = str(render.save_png(chart_img, out / "timing.png")) if chart_img is not None else None
+        pngs += [grid] + ([chart] if chart else [])
         errors = [(str(render.save_png(img, out / f"errors_{i}.png")), cap)
                   for i, (img, cap) in enumerate(report.error_gallery())]
-        return (gallery,
-                "\n\n".join(lines),
-                _frame(timing_rows, TIMING_HEADERS),
-                _timing_plot_frame(timing_rows),
-                acc_md,
-                acc_df,
-                errors,
-                str(json_path),
-                pngs,
-                render.cards_markdown(models, compare.model_info(models, self.cache)))
+        if any(r.inp.gt for r in report.results):
+            acc_md = ("NME in % of the scheme's normaliser (inter-ocular distance for 68 points) against your "
+                      "ground truth; each ground-truth face is matched to the model's face on it.")
+            acc_df = _frame(report.accuracy_rows())
+        else:
+            acc_md = ("No ground truth given: how far the models' points are from each other's on the same faces "
+                      "(% of the normaliser; 98-point models compared on their 68-point subset).")
+            acc_df = _frame(report.disagreement_rows())
+        return (str(json_path), self._status(report, precomputed), pngs[0] if pngs else None,
+                leaderboard_frame(report.leaderboard_rows()), chart, grid, acc_md, acc_df, errors, pngs,
+                compare.cards_markdown(report.models, report.info, self.cache))
+
+    def _status(self, report: compare.Report, precomputed: bool) -> str:
+        n_faces = sum(len(r.boxes) for r in report.results)
+        det = ("none (whole image)" if report.whole_image else
+               f"{report.detector} (score ≥ {report.score_threshold:.2f}, at most {report.max_faces} faces)")
+        lines = [f"✅ **{len(report.models)} model(s) · {len(report.results)} photo(s) · {n_faces} face(s)** · "
+                 f"detector: {det} · backend: {report.backend}"]
+        own = [m for m in report.models if any(m in r.runs and r.runs[m].own_detector for r in report.results)]
+        if own:
+            lines.append(f"{', '.join(own)} found faces with its own detector (its time includes that).")
+        lines.append(f"Timing: {report.timing_note()} Hardware: {self.hw_line}.")
+        if precomputed:
+            lines.append("Result of an example, computed once and kept: press Compare with your own photo.")
+        if report.load_ms:
+            lines.append("Loaded now (not timed): " + ", ".join(f"{m} {ms / 1000:.1f} s"
+                                                                for m, ms in report.load_ms.items()))
+        lines += [f"⚠️ {w}" for w in report.warnings]
+        return "\n\n".join(lines)
+
+    @_guard
+    def compare_api(self, image, more_images=None, ground_truth=None, models=None, detector="haar",
+                    backend="torch", whole_image=False, score_threshold=0.0, max_faces=DEFAULT_MAX_FACES,
+                    repeats=compare.REPEATS, progress=gr.Progress()):
+        """Compare landmark models on photos. Returns the JSON download first (boxes, landmarks, timings,
+        leaderboard, accuracy, warnings), then the page's status, pictures, tables and cards."""
+        return self._compare(image, more_images, ground_truth, models, detector, backend, whole_image,
+                             score_threshold, max_faces, repeats, progress)
+
+    def compare_ui(self, image, more_images, ground_truth, models, detector, backend, whole_image,
+                   score_threshold, max_faces, repeats, progress=gr.Progress()):
+        """The page's Compare: the same comparison, with any error shown in the status line."""
+        try:
+            return self._compare(image, more_images, ground_truth, models, detector, backend, whole_image,
+                                 score_threshold, max_faces, repeats, progress)
+        except Exception as e:  # noqa: BLE001 - shown inline: the visitor reads it next to the button
+            return self.cleared(f"❌ **Cannot compare:** {_message(e, 'compare_ui')}", models)
+
+    def cleared(self, status: str, models=None) -> tuple:
+        """Every output emptied (no stale result stays on the page) and `status` shown."""
+        cards = self.cards_md(models) if models is not None else gr.update()
+        return (None, status, None, leaderboard_frame([]), None, None, "", pd.DataFrame(), [], None, cards)
+
+    def running(self) -> tuple:
+        return self.cleared("⏳ Comparing… (models load on first use; each is timed several times)")
+
+    def stale(self) -> tuple:
+        return self.cleared("Inputs changed: press **Compare** for a new result.")
+
+    def check_upload(self, image) -> tuple:
+        """On upload: decode the photo now, so a bad file is reported before anyone presses Compare."""
+        files = _payload_list(image) if isinstance(image, dict) else ([(Path(image), Path(image).name)] if image else [])
+        if not files:
+            return self.stale()
+        try:
+            inp = compare.read_image(*files[0])
+        except Exception as e:  # noqa: BLE001 - a message for the visitor
+            return self.cleared(f"❌ {_message(e, 'check_upload')}")
+        w, h = inp.original_size
+        note = f" (processed at {inp.image.shape[1]}×{inp.image.shape[0]})" if inp.scale < 1 else ""
+        return self.cleared(f"📷 {inp.name}: {w}×{h} px{note}. Press **Compare**.")
+
+    def check_ground_truth(self, files) -> str:
+        msgs = []
+        for p, name in _payload_list(files):
+            try:
+                faces = compare.read_ground_truth(p, name)
+                msgs.append(f"{name}: {len(faces)} face(s), {len(faces[0])} points")
+            except Exception as e:  # noqa: BLE001
+                msgs.append(f"❌ {_message(e, 'check_ground_truth')}")
+        return ("Ground truth: " + "; ".join(msgs) + ". Press **Compare**.") if msgs else \
+            "Inputs changed: press **Compare** for a new result."
+
+    def cards_md(self, models) -> str:
+        models = [m for m in (models or []) if m in self.models_here][:compare.MAX_MODELS]
+        return compare.cards_markdown(models, compare.model_info(models, self.cache), self.cache)
 
     @_guard
     def cards(self, models):
-        models = [m for m in (models or []) if m in self.models_here][:compare.MAX_MODELS]
-        return render.cards_markdown(models, compare.model_info(models, self.cache))
+        """The chosen models' cards (Markdown)."""
+        return self.cards_md(models)
 
+    # ---------------------------------------------------------------- examples
+    def precompute(self) -> None:
+        """Compute the first example with the default choice (start-up thread): the page opens on a result."""
+        try:
+            if self.examples and len(self.default_models) >= 1:
+                row = self.examples[0]
+                self._compare(row[0], None, row[1], self.default_models, self.dets_here[0], "torch", row[2], 0.0,
+                              DEFAULT_MAX_FACES, compare.REPEATS, lambda *a, **k: None)
+        except Exception:  # noqa: BLE001 - the page then opens without a result
+            log.exception("pre-computing the first example failed")
+        finally:
+            self.precomputed.set()
+
+    def initial(self) -> tuple:
+        """On page load: the first example's photo and its result when ready, else an invitation."""
+        if not self.examples or not self.precomputed.wait(timeout=20):
+            return (gr.update(), gr.update(), *self.cleared("Click an example or upload a photo, then **Compare**."))
+        row = self.examples[0]
+        try:
+            out = self._compare(row[0], None, row[1], self.default_models, self.dets_here[0], "torch", row[2], 0.0,
+                                DEFAULT_MAX_FACES, compare.REPEATS, lambda *a, **k: None)
+        except Exception as e:  # noqa: BLE001
+            return (gr.update(), gr.update(), *self.cleared(f"❌ {_message(e, 'initial')}"))
+        return (row[0], row[1], *out)
+
+    # ---------------------------------------------------------------- live
     def live(self, frame, model, detector, backend, whole_image):
-        """One webcam frame -> the frame with one model's landmarks and its speed (never raises)."""
+        """One webcam frame -> the frame with one model's landmarks (the Compare tab's drawing) and its speed,
+        written under the picture. Never raises."""
         if frame is None:
             return None
         try:
-            inp = compare.from_array(np.asarray(frame), "webcam")
-            small, s = render.fit_width(inp.image, 640) if inp.image.shape[1] > 640 else (inp.image, 1.0)
-            inp = compare.InputImage("webcam", small, s, inp.original_size)
+            img = np.ascontiguousarray(np.asarray(frame)[..., :3], np.uint8)
+            img, _ = render.fit_width(img, 640) if img.shape[1] > 640 else (img, 1.0)
             if model not in self.models_here:
-                return render.put_text(small, "pick a model")
-            boxes, scores, det_ms = compare.detect(inp, detector, bool(whole_image), self.detectors, max_faces=4)
-            if len(boxes) == 0:
-                return render.put_text(small, f"no face ({detector} {det_ms:.0f} ms)")
+                return render.caption(img, "pick a model")
+            inp = compare.InputImage("webcam", img, 1.0, (img.shape[1], img.shape[0]))
+            own = uses_own_detector(model) and not whole_image
+            boxes, _, det_ms, _ = (np.zeros((0, 4), np.float32), None, 0.0, 0) if own else \
+                compare.detect(inp, detector, bool(whole_image), self.detectors, max_faces=4)
             with self.cache.use(model, backend) as lm:
-                faces = lm(small, boxes=boxes)
+                faces = lm(img, max_faces=4) if own else (lm(img, boxes=boxes, box_rule=None if whole_image else detector)
+                                                          if len(boxes) else [])
                 t = dict(lm.timings)
-            total = det_ms + sum(t.get(k, 0.0) for k in ("preprocess", "model", "decode"))
-            out = render.draw_faces(small, faces, get_scheme(scheme_name(model)))
-            return render.put_text(out, f"{model} · {total:.0f} ms · {1000 / max(total, 1e-3):.1f} FPS")
+            if not own and len(boxes) == 0:
+                return render.caption(img, f"no face ({detector}, {det_ms:.0f} ms)")
+            total = (0.0 if own else det_ms) + sum(t.get(k, 0.0) for k in compare.STAGES)
+            layer = render.Layer(model, faces, lm.scheme, render.model_color(0))
+            out = render.overlay(img, [layer], None if own or whole_image else boxes, width=img.shape[1])
+            return render.caption(out, f"{model} | {total:.0f} ms | {1000 / max(total, 1e-3):.1f} FPS")
         except ZooError as e:
-            return render.put_text(np.zeros((240, 320, 3), np.uint8), str(e)[:60])
-        except Exception:
+            return render.caption(np.zeros((240, 320, 3), np.uint8), str(e)[:60])
+        except Exception:  # noqa: BLE001 - a stream must go on
             log.exception("live frame failed")
             return frame
 
 
-def build_demo(cache=None, detectors=None) -> gr.Blocks:
-    """The Blocks app (handlers in `demo.handlers`)."""
+def build_demo(cache=None, detectors=None, precompute: bool | None = None) -> gr.Blocks:
+    """The Blocks app (handlers in `demo.handlers`). `precompute` (default: $SPACE_PRECOMPUTE, on) computes the
+    first example at start-up in a background thread."""
     h = Handlers(cache, detectors)
-    models_here, dets_here, hw_line, cache = h.models_here, h.dets_here, h.hw_line, h.cache
-    default_models = models_here[:2]
-    intro = (f"# {TITLE}\nUpload photos (or take a webcam snapshot, or click an example), pick 2–4 models, and "
-             "compare their landmarks, speed and accuracy. Add ground truth (.pts or JSON list of [x, y]) to get "
-             f"NME. Timings are measured on this Space's hardware: {hw_line}.")
+    models_here, dets_here = h.models_here, h.dets_here
+    choices = [(_model_label(m), m) for m in models_here]
+    intro = (f"# {TITLE}\nCompare face-landmark models on your photos: every model on one picture in its own "
+             "colour, a zoom on each face, accuracy (with ground truth) and speed measured here. "
+             f"Hardware: {h.hw_line}.")
     if not models_here:
         intro += ("\n\n**No model weights were found on this machine.** Bundle them in `zoo/weights/<name>/`, put "
                   "them in `$ZOO_HOME/<name>/`, or publish the registry entries.")
@@ -278,107 +459,169 @@ def build_demo(cache=None, detectors=None) -> gr.Blocks:
 
     with gr.Blocks(title=TITLE, analytics_enabled=False, delete_cache=(1800, KEEP_S)) as demo:
         demo.handlers = h
-        gr.Markdown(intro)
+        gr.Markdown(intro, elem_id="title")
         with gr.Tab("Compare"):
-            with gr.Row():
-                with gr.Column(scale=5):
-                    image = gr.Image(label="Photo (upload, webcam snapshot, or paste)", type="filepath",
-                                     sources=["upload", "webcam", "clipboard"], image_mode=None, height=340,
-                                     elem_id="photo")
-                    more = gr.File(label="More photos (optional)", file_count="multiple", file_types=["image"],
-                                   elem_id="more_photos")
-                    ground_truth = gr.File(label="Ground truth (optional): iBUG .pts or JSON [[x, y], ...] per "
-                                                 "photo, matched by file name", file_count="multiple",
-                                           file_types=[".pts", ".json"], elem_id="ground_truth")
-                with gr.Column(scale=4):
-                    models = gr.CheckboxGroup(models_here, value=default_models, label="Models (pick 2–4)",
+            image = gr.Image(label="Photo", type="filepath", sources=["upload", "webcam", "clipboard"],
+                             image_mode=None, height=300, elem_id="photo", render=False)
+            ground_truth = gr.File(label="Ground truth (optional): iBUG .pts or JSON [[x, y], ...] per photo, "
+                                         "matched by file name", file_count="multiple", file_types=[".pts", ".json"],
+                                   elem_id="ground_truth", render=False)
+            whole_image = gr.Checkbox(False, label="No detection: the whole image is one face (photos cropped to "
+                                                   "a face)", elem_id="whole_image", render=False)
+            if h.examples:
+                examples = gr.Examples([r[:3] for r in h.examples], inputs=[image, ground_truth, whole_image],
+                                       label="Examples: click one", example_labels=[r[3] for r in h.examples],
+                                       examples_per_page=6, cache_examples=False, elem_id="examples")
+            with gr.Row(equal_height=False):
+                with gr.Column(scale=4, min_width=300):
+                    image.render()
+                    models = gr.CheckboxGroup(choices, value=h.default_models, label="Models (pick 2–4)",
                                               elem_id="models")
-                    with gr.Row():
-                        detector = gr.Radio(dets_here, value=dets_here[0] if dets_here else None,
-                                            label="Face detector", elem_id="detector")
-                        backend = gr.Radio(["torch", "onnx"], value="torch", label="Backend", elem_id="backend")
-                    whole_image = gr.Checkbox(False, label="No detection: treat the whole image as one face "
-                                                           "(for photos cropped to one face)", elem_id="whole_image")
                     run = gr.Button("Compare", variant="primary", elem_id="run")
-                    cards = gr.Markdown(render.cards_markdown(default_models,
-                                                              compare.model_info(default_models, cache)),
-                                        label="Model cards", elem_id="cards")
-            gallery = gr.Gallery(label="Landmarks, one picture per model", columns=2, format="png", height=640,
-                                 object_fit="contain", elem_id="gallery")
-            summary = gr.Markdown(label="Summary", elem_id="summary")
-            timing_table = gr.Dataframe(label="Timing per photo (mean ms per stage; FPS = 1000 / total)",
-                                        interactive=False, elem_id="timing_table")
-            timing_plot = gr.BarPlot(x="model", y="ms", color="stage", title="ms per photo, by stage",
-                                     label="Timing", elem_id="timing_plot", sort=None)
-            accuracy_md = gr.Markdown(label="Accuracy heading")
-            accuracy_table = gr.Dataframe(label="Accuracy / disagreement", interactive=False, elem_id="accuracy")
-            error_gallery = gr.Gallery(label="Ground truth (green) vs prediction (red), when ground truth is given",
-                                       columns=2, format="png", height=640, object_fit="contain", elem_id="errors")
+                    status = gr.Markdown("Click an example or upload a photo, then **Compare**.", elem_id="status")
+                    with gr.Accordion("Face detector, backend and timing", open=False):
+                        detector = gr.Radio(dets_here, value=dets_here[0] if dets_here else None,
+                                            label="Face detector (shared by all models)", elem_id="detector")
+                        score = gr.Slider(0.0, 1.0, value=0.0, step=0.05, label="Minimum face score",
+                                          elem_id="score_threshold")
+                        max_faces = gr.Slider(1, compare.MAX_FACES, value=DEFAULT_MAX_FACES, step=1,
+                                              label="At most this many faces per photo", elem_id="max_faces")
+                        backend = gr.Radio(["torch", "onnx"], value="torch", label="Backend", elem_id="backend")
+                        repeats = gr.Slider(1, compare.MAX_REPEATS, value=compare.REPEATS, step=1,
+                                            label="Timed runs per model (median reported)", elem_id="repeats")
+                        whole_image.render()
+                    with gr.Accordion("More photos and ground truth", open=False):
+                        more = gr.File(label="More photos (optional; up to "
+                                             f"{compare.MAX_IMAGES} in all)", file_count="multiple",
+                                       file_types=["image"], elem_id="more_photos")
+                        ground_truth.render()
+                with gr.Column(scale=7, min_width=320):
+                    panel = gr.Image(label="All models on one picture (colour = model), a zoom on each face",
+                                     type="filepath", format="png", height=620, elem_id="panel",
+                                     buttons=["download", "fullscreen"])
+                    leaderboard = gr.Dataframe(label="Leaderboard (best in green; click a header to sort)",
+                                               interactive=False, elem_id="leaderboard", wrap=True)
+                    chart = gr.Image(label="Model time per photo (shared face detection in grey)", type="filepath",
+                                     format="png", elem_id="chart", buttons=["download", "fullscreen"])
+            grid = gr.Image(label="Photo × model grid", type="filepath", format="png", elem_id="grid",
+                            buttons=["download", "fullscreen"])
+            with gr.Accordion("Accuracy details, ground truth vs prediction", open=False):
+                accuracy_md = gr.Markdown()
+                accuracy = gr.Dataframe(label="Accuracy / disagreement", interactive=False, elem_id="accuracy")
+                errors = gr.Gallery(label="Ground truth (green) vs prediction (red)", columns=2, format="png",
+                                    height=520, object_fit="contain", elem_id="errors")
             with gr.Row():
                 json_file = gr.File(label="Results (JSON: boxes, landmarks, timings)", elem_id="json_file")
-                png_files = gr.File(label="Annotated PNG (models side by side)", file_count="multiple",
-                                    elem_id="png_files")
-            examples = _examples()
-            if examples:
-                gr.Examples(examples, inputs=[image, ground_truth, whole_image],
-                            label="Examples (click, then Compare)", cache_examples=False)
+                png_files = gr.File(label="Pictures (PNG)", file_count="multiple", elem_id="png_files")
+            with gr.Accordion("Model cards", open=False):
+                cards = gr.Markdown(h.cards_md(h.default_models), elem_id="cards")
+            api_button = gr.Button(visible=False)       # the documented /compare endpoint (errors raise)
+
         with gr.Tab("Live webcam"):
-            gr.Markdown("One model on your webcam stream (frames are throttled; one stream is processed at a "
-                        "time). Timings shown on each frame.")
+            gr.Markdown("One model on your webcam, drawn as on the Compare tab (frames are throttled). **One "
+                        "stream runs at a time:** while another visitor streams, the picture shows your place in "
+                        "the queue, and yours starts when theirs ends (streams stop after 2 minutes).",
+                        elem_id="live_note")
             with gr.Row():
-                live_model = gr.Dropdown(models_here, value=models_here[0] if models_here else None, label="Model")
+                live_model = gr.Dropdown(choices, value=models_here[0] if models_here else None, label="Model")
                 live_detector = gr.Radio(dets_here, value=dets_here[0] if dets_here else None, label="Face detector")
                 live_backend = gr.Radio(["torch", "onnx"], value="torch", label="Backend")
                 live_whole = gr.Checkbox(False, label="No detection (whole frame)")
             with gr.Row():
                 cam = gr.Image(sources=["webcam"], streaming=True, type="numpy", label="Webcam")
-                cam_out = gr.Image(label="Landmarks", type="numpy", format="jpeg")
+                cam_out = gr.Image(label="Landmarks", type="numpy", format="jpeg", show_label=False)
 
-        run.click(h.run_compare, [image, more, ground_truth, models, detector, backend, whole_image],
-                  [gallery, summary, timing_table, timing_plot, accuracy_md, accuracy_table, error_gallery,
-                   json_file, png_files, cards],
-                  api_name="compare", preprocess=False)
-        models.change(h.cards, [models], [cards], api_name="cards", concurrency_limit=None)
+        inputs = [image, more, ground_truth, models, detector, backend, whole_image, score, max_faces, repeats]
+        outputs = [json_file, status, panel, leaderboard, chart, grid, accuracy_md, accuracy, errors, png_files, cards]
+        assert len(outputs) == len(OUTPUTS)
+        run.click(h.running, None, outputs, queue=False, api_visibility="private").then(
+            h.compare_ui, inputs, outputs, api_visibility="private", preprocess=False)
+        api_button.click(h.compare_api, inputs, outputs, api_name="compare", preprocess=False)
+        if h.examples:
+            examples.load_input_event.then(h.compare_ui, inputs, outputs, api_visibility="private", preprocess=False)
+        image.upload(h.check_upload, [image], outputs, api_visibility="private", preprocess=False, queue=False)
+        image.clear(h.stale, None, outputs, api_visibility="private", queue=False)
+        ground_truth.upload(h.check_ground_truth, [ground_truth], [status], api_visibility="private",
+                            preprocess=False, queue=False)
+        more.upload(h.stale, None, outputs, api_visibility="private", queue=False)
+        for comp in (detector, backend, whole_image, score, max_faces, repeats):
+            comp.input(h.stale, None, outputs, api_visibility="private", queue=False)
+        models.input(h.stale, None, outputs, api_visibility="private", queue=False).then(
+            h.cards, [models], [cards], api_name="cards", concurrency_limit=None)
+        demo.load(h.initial, None, [image, ground_truth, *outputs], api_visibility="private")
         cam.stream(h.live, [cam, live_model, live_detector, live_backend, live_whole], [cam_out],
                    api_name="live", api_visibility="undocumented", stream_every=0.25, time_limit=120,
-                   concurrency_limit=1)
+                   concurrency_limit=1, show_progress="full")
+    if precompute if precompute is not None else os.environ.get("SPACE_PRECOMPUTE", "1") != "0":
+        threading.Thread(target=h.precompute, name="precompute-example", daemon=True).start()
+    else:
+        h.precomputed.set()
     return demo
+
+
+def _model_label(name: str) -> str:
+    if not is_peer(name):
+        return name
+    return f"{name} (peer{', own face detector' if uses_own_detector(name) else ''})"
 
 
 def _published(name: str) -> bool:
     from zoo import registry
 
-    from .models import is_peer
-
     return is_peer(name) or registry.get(name).published
 
 
-def _examples() -> list[list[Any]]:
-    """A drawn face (always) and a few 300-W test photos with ground truth (when ../shared has them); files
-    are written/copied to a temp folder at start-up, never committed."""
-    import cv2
+# ------------------------------------------------------------------------------------------- examples
+def example_rows() -> list[list[Any]]:
+    """[photo, ground truth files or None, whole image?, label] per example.
 
+    With ../shared present: 300-W test photos with their .pts (real faces, real ground truth) and a WFLW crowd
+    photo (several faces), read in place, never copied into the repository. Without it: a face drawn at
+    start-up (the only photo this repository can ship), run as a whole-image face.
+    """
+    rows: list[list[Any]] = []
+    w300 = SHARED / "data" / "300w"
+    for rel in ("helen/testset/296961468_1.jpg", "helen/testset/2968784797_1.jpg"):   # Haar finds no false face
+        p = w300 / rel
+        if not p.is_file():
+            cands = sorted((w300 / Path(rel).parent).glob("*.jpg")) + sorted((w300 / Path(rel).parent).glob("*.png")) \
+                if (w300 / Path(rel).parent).is_dir() else []
+            p = next((c for c in cands if c.with_suffix(".pts").is_file() and str(c) not in
+                      [r[0] for r in rows]), None)
+        if p is not None and p.with_suffix(".pts").is_file() and str(p) not in [r[0] for r in rows]:
+            rows.append([str(p), [str(p.with_suffix(".pts"))], False, f"300-W {Path(rel).parts[0]} · {p.name} (+ .pts)"])
+    crowd = _wflw_crowd_photo()
+    if crowd is not None:
+        rows.append([str(crowd), None, False, f"WFLW crowd · {crowd.name}"])
+    if rows:
+        return rows
     folder = WORK_DIR / "examples"
     folder.mkdir(parents=True, exist_ok=True)
-
-    def put(path: Path, data: bytes) -> str:            # atomic: several app processes may share the folder
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        tmp.write_bytes(data)
-        os.replace(tmp, path)
-        return str(path)
-
     img, pts = render.synthetic_face(384)
-    syn = put(folder / "drawn_face.png", cv2.imencode(".png", cv2.cvtColor(img, cv2.COLOR_RGB2BGR))[1].tobytes())
-    syn_pts = put(folder / "drawn_face.pts", ("version: 1\nn_points: 68\n{\n" + "\n".join(
-        f"{x + 1:.2f} {y + 1:.2f}" for x, y in pts) + "\n}\n").encode())
-    rows: list[list[Any]] = [[syn, [syn_pts], True]]
-    src = SHARED / "data" / "300w" / "helen" / "testset"
-    if src.is_dir():
-        for jpg in sorted(src.glob("*.jpg"))[:2]:
-            if jpg.with_suffix(".pts").is_file():
-                rows.append([put(folder / jpg.name, jpg.read_bytes()),
-                             [put(folder / f"{jpg.stem}.pts", jpg.with_suffix(".pts").read_bytes())], False])
-    return rows
+    syn = folder / "drawn_face.png"
+    if not syn.is_file():
+        tmp = syn.with_name(f".{os.getpid()}.{syn.name}")      # atomic: several app processes may share it
+        render.save_png(img, tmp)
+        os.replace(tmp, syn)
+    return [[str(syn), None, True, "a drawn face (no photos here)"]]
+
+
+def _wflw_crowd_photo() -> Path | None:
+    """The first WFLW test photo with three or more labelled faces, if ../shared holds WFLW."""
+    lst = SHARED / "data" / "wflw" / "WFLW_annotations" / "list_98pt_test.txt"
+    try:
+        counts: dict[str, int] = {}
+        for line in lst.read_text().splitlines():
+            parts = line.split()
+            if parts:
+                counts[parts[-1]] = counts.get(parts[-1], 0) + 1
+    except OSError:
+        return None
+    for rel, n in counts.items():
+        p = SHARED / "data" / "wflw" / "WFLW_images" / rel
+        if n >= 3 and p.is_file():
+            return p
+    return None
 
 
 def launch(demo: gr.Blocks, host: str | None = None, port: int | None = None, **kwargs: Any):
@@ -388,6 +631,7 @@ def launch(demo: gr.Blocks, host: str | None = None, port: int | None = None, **
     kwargs.setdefault("max_file_size", os.environ.get("SPACE_MAX_FILE_SIZE", "25mb"))
     kwargs.setdefault("ssr_mode", False)
     kwargs.setdefault("show_error", False)
+    kwargs.setdefault("allowed_paths", [str(SHARED / "data")] if SHARED.is_dir() else [])
     return demo.launch(server_name=host or os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"),
                        server_port=port or int(os.environ.get("GRADIO_SERVER_PORT", "7860")),
                        theme=theme(), css=CSS, **kwargs)

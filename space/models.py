@@ -26,13 +26,14 @@ import numpy as np
 
 import zoo
 from zoo import registry
-from zoo.landmarker import STAGES, Face
 from zoo.hub import local_weights
 from zoo.registry import Entry, ZooError
 
 log = logging.getLogger(__name__)
 
-PEER_NAME = "dlib_68"            # dlib's 68-point shape predictor (zoo.peers), when dlib is installed
+# Peers offered beside the zoo models (zoo.peers): dlib on its own HOG detector, PFLD-GhostOne when its file is here.
+SPACE_PEERS = ("dlib", "pfld_ghostone")
+OWN_DETECTOR = ("dlib",)         # these find their own faces: the shared detector's boxes are not used
 BACKENDS = ("torch", "onnx")
 
 
@@ -48,11 +49,9 @@ def is_available(entry: Entry) -> bool:
 
 
 def available_models() -> list[str]:
-    """Landmarker entries whose weights are published or found locally; the dlib peer last if usable."""
+    """Landmarker entries whose weights are published or found locally, then the usable peers."""
     names = [n for n in registry.list_models(kind="landmarker") if is_available(registry.get(n))]
-    if peer_available():
-        names.append(PEER_NAME)
-    return names
+    return names + available_space_peers()
 
 
 def available_detectors() -> list[str]:
@@ -65,72 +64,35 @@ def available_detectors() -> list[str]:
     return out
 
 
-def peer_available() -> bool:
-    """dlib's 68-point predictor: dlib and face-recognition-models installed."""
+def available_space_peers() -> list[str]:
+    """The peers of SPACE_PEERS usable here now (zoo.peers.available_peers); none with SPACE_NO_PEERS set."""
     if os.environ.get("SPACE_NO_PEERS"):
-        return False
-    try:
-        if importlib.util.find_spec("dlib") is None:
-            return False
-        from zoo.peers import dlib_model_path
+        return []
+    from zoo.peers import available_peers
 
-        dlib_model_path()
-        return True
-    except Exception:
-        return False
+    return [p for p in SPACE_PEERS if p in available_peers()]
 
 
 def is_peer(name: str) -> bool:
-    return name == PEER_NAME
+    from zoo.peers import is_peer as zoo_is_peer
+
+    return zoo_is_peer(name)
 
 
-def scheme_name(name: str) -> str:
-    return "68" if is_peer(name) else str(registry.get(name).scheme)
+def uses_own_detector(name: str) -> bool:
+    return name in OWN_DETECTOR
 
 
-# ------------------------------------------------------------------------------------------- the peer
-class PeerLandmarker:
-    """dlib's predictor behind the Landmarker call contract (image, boxes) -> faces, with timings.
+def scheme_name(name: str, cache: "ModelCache | None" = None) -> str:
+    """A model's landmark scheme ("68", "98", ...): from the registry, or from the loaded peer."""
+    if is_peer(name):
+        return (cache or CACHE).get(name).obj.scheme.name
+    return str(registry.get(name).scheme)
 
-    The Space runs one detector for every model, so dlib gets the same face boxes as the zoo models; each
-    box is turned into the evaluation crop box that zoo.peers maps back to a dlib-like face square.
-    """
 
-    backend = "dlib"
-
-    def __init__(self) -> None:
-        from zoo.peers import DLIB_SHIFT_UP, DLIB_SIDE, DlibLandmarker
-
-        self._peer = DlibLandmarker()
-        self._side, self._shift = DLIB_SIDE, DLIB_SHIFT_UP
-        self.scheme = self._peer.scheme
-        self.entry = self._peer.entry
-        self.name = PEER_NAME
-        self.model_path = self._peer.model_path
-        self.timings: dict[str, float] = {}
-
-    def _crop_boxes(self, boxes: np.ndarray) -> np.ndarray:
-        """Inverse of zoo.peers.dlib_face_box for square boxes: face square -> evaluation crop box."""
-        b = np.asarray(boxes, np.float64).reshape(-1, 4)
-        scale = self._peer.entry.preprocess.gt_box_scale
-        side = np.sqrt((b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1]))
-        w = side / self._side                                   # the landmark box it implies
-        cx = (b[:, 0] + b[:, 2]) / 2
-        cy = (b[:, 1] + b[:, 3]) / 2 + self._shift * w
-        half = scale * w / 2
-        return np.stack([cx - half, cy - half, cx + half, cy + half], axis=1)
-
-    def __call__(self, image: np.ndarray, boxes: Any = None, color: str = "rgb") -> list[Face]:
-        if boxes is None:
-            raise ZooError("the dlib peer runs on given face boxes only")
-        self.timings = dict.fromkeys(STAGES, 0.0)
-        img = zoo.load_image(image, color)
-        b = np.asarray(boxes, np.float32).reshape(-1, 4)
-        t0 = time.perf_counter()
-        pts = self._peer.predict_crops(img, self._crop_boxes(b))
-        self.timings["model"] = (time.perf_counter() - t0) * 1000.0
-        self.timings["total"] = self.timings["model"]
-        return [Face(bb, p.astype(np.float32), 1.0) for bb, p in zip(b, pts)]
+def cache_backend(name: str, backend: str) -> str:
+    """The cache key's backend: peers run on their own runtime whatever the visitor picked."""
+    return "peer" if is_peer(name) else backend
 
 
 # ------------------------------------------------------------------------------------------- the cache
@@ -194,11 +156,11 @@ class ModelCache:
 
     def peek(self, name: str, backend: str = "torch") -> Slot | None:
         with self._lock:
-            return self._slots.get((name, "dlib" if is_peer(name) else backend))
+            return self._slots.get((name, cache_backend(name, backend)))
 
     def get(self, name: str, backend: str = "torch") -> Slot:
         """The slot of a ready model, loading (and warming up) it on first use."""
-        key = (name, "dlib" if is_peer(name) else backend)
+        key = (name, cache_backend(name, backend))
         with self._lock:
             slot = self._slots.get(key)
             if slot is not None:
@@ -243,10 +205,9 @@ class ModelCache:
 
     def _load(self, name: str, backend: str) -> Any:
         if is_peer(name):
-            if not peer_available():
-                raise ZooError("the dlib peer needs dlib and face-recognition-models: "
-                               "pip install dlib-bin face-recognition-models")
-            obj = PeerLandmarker()
+            from zoo.peers import load_peer
+
+            obj = load_peer(name)
         else:
             if backend not in BACKENDS:
                 raise ZooError(f"backend must be one of {list(BACKENDS)}, not {backend!r}")

@@ -1,29 +1,274 @@
-"""Pictures and text for the Space: annotated images at a readable size, side-by-side PNGs, model cards, and
-a synthetic example face (drawn at runtime, so no dataset image is ever committed)."""
+"""Pictures for the Space: one overlay of every model in its own colour with a legend, a zoom on each face,
+a photo x model grid, the timing chart, the live-view caption, model cards, and a synthetic face (drawn at
+runtime, so no dataset image is ever committed).
+
+Colours: model i of the visitor's choice gets MODEL_COLORS[i] in every picture, the table and the chart.
+Text is drawn with a TrueType font through Pillow (OpenCV's Hershey fonts print "?" for anything but ASCII).
+"""
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, Sequence
 
 import cv2
 import numpy as np
+from PIL import Image, ImageDraw, ImageFont
 
 from zoo import draw as zdraw
 from zoo import registry
-from zoo.draw import PALETTE, fit_width
+from zoo.draw import fit_width
 from zoo.landmarker import Face
 from zoo.schemes import Scheme
 
 DISPLAY_WIDTH = 640
+# Okabe-Ito colours: told apart by colour-blind visitors too, and readable on photos.
+MODEL_COLORS = [(230, 159, 0), (0, 114, 178), (0, 158, 115), (204, 121, 167), (213, 94, 0), (86, 180, 233)]
+BOX_COLOR = (255, 255, 255)
+INK = (33, 37, 41)
 
 
-def draw_faces(image: np.ndarray, faces: Sequence[Face], scheme: Scheme) -> np.ndarray:
-    return zdraw.draw_faces(image, faces, scheme)
+def model_color(i: int) -> tuple[int, int, int]:
+    return MODEL_COLORS[i % len(MODEL_COLORS)]
 
 
-def draw_errors(image: np.ndarray, pred: np.ndarray, gt: np.ndarray, scheme: Scheme) -> np.ndarray:
-    return zdraw.draw_errors(image, pred, gt, scheme)
+def hex_color(rgb: Sequence[int]) -> str:
+    return "#{:02x}{:02x}{:02x}".format(*rgb)
+
+
+@dataclass
+class Layer:
+    """One model's faces on one photo, drawn in its colour."""
+    name: str
+    faces: Sequence[Face]
+    scheme: Scheme
+    color: tuple[int, int, int]
+    note: str = ""                 # shown in the legend (e.g. "12.3 ms")
+
+
+# ------------------------------------------------------------------------------------------------ text
+@lru_cache(maxsize=16)
+def font(size: int, bold: bool = False) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
+    """DejaVu Sans when the system has it, else Pillow's own scalable default font."""
+    for name in (("DejaVuSans-Bold.ttf",) if bold else ()) + ("DejaVuSans.ttf",):
+        try:
+            return ImageFont.truetype(name, size)
+        except OSError:
+            continue
+    return ImageFont.load_default(size=size)
+
+
+def text_width(text: str, size: int, bold: bool = False) -> int:
+    return int(math.ceil(font(size, bold).getlength(text)))
+
+
+def _strip(width: int, height: int, color=(255, 255, 255)) -> Image.Image:
+    return Image.new("RGB", (max(1, width), max(1, height)), color)
+
+
+def legend(layers: Sequence[Layer], width: int, title: str = "") -> np.ndarray:
+    """A white strip: optional title, then a colour swatch + name (+ note) per model, wrapped to `width`."""
+    size = max(13, min(20, width // 48))
+    pad, sw = size // 2, size
+    items = [(ly.color, ly.name + (f"  {ly.note}" if ly.note else "")) for ly in layers]
+    rows: list[list[tuple[tuple[int, int, int], str, int]]] = [[]]
+    x = pad
+    for color, text in items:
+        w = sw + 6 + text_width(text, size) + 2 * pad
+        if rows[-1] and x + w > width:
+            rows.append([])
+            x = pad
+        rows[-1].append((color, text, x))
+        x += w
+    line = int(size * 1.6)
+    top = int(size * 1.7) if title else pad // 2
+    img = _strip(width, top + line * len(rows) + pad // 2)
+    d = ImageDraw.Draw(img)
+    if title:
+        d.text((pad, pad // 2), title, fill=INK, font=font(size, bold=True))
+    for r, row in enumerate(rows):
+        y = top + r * line
+        for color, text, x0 in row:
+            d.rounded_rectangle([x0, y + 3, x0 + sw, y + 3 + sw], radius=3, fill=color)
+            d.text((x0 + sw + 6, y + 1), text, fill=INK, font=font(size))
+    return np.asarray(img)
+
+
+def caption(image: np.ndarray, text: str) -> np.ndarray:
+    """`text` on a dark band under the picture (the live view: nothing drawn where the panel's label sits)."""
+    size = max(14, min(24, image.shape[1] // 36))
+    band = _strip(image.shape[1], int(size * 1.8), (20, 20, 20))
+    ImageDraw.Draw(band).text((8, int(size * 0.35)), text, fill=(255, 255, 255), font=font(size))
+    return np.concatenate([np.ascontiguousarray(image[..., :3]), np.asarray(band)], axis=0)
+
+
+def label_strip(image: np.ndarray, text: str, color=INK, size: int | None = None) -> np.ndarray:
+    """The image with a white title strip on top (text in `color`)."""
+    size = size or max(13, min(20, image.shape[1] // 24))
+    strip = _strip(image.shape[1], int(size * 1.7))
+    d = ImageDraw.Draw(strip)
+    while len(text) > 4 and text_width(text, size, True) > image.shape[1] - 10:
+        text = text[:-2].rstrip("…") + "…"
+    d.text((6, int(size * 0.3)), text, fill=color, font=font(size, bold=True))
+    return np.concatenate([np.asarray(strip), image], axis=0)
+
+
+# ------------------------------------------------------------------------------------------------ drawing
+def _draw_layer(out: np.ndarray, faces: Sequence[Face], scheme: Scheme, color, scale: float, offset=(0.0, 0.0),
+                radius: int | None = None, thickness: int = 1) -> None:
+    """Thin contours and small points: several models stay readable on one face."""
+    off = np.asarray(offset, np.float32)
+    for f in faces:
+        pts = (np.asarray(f.landmarks, np.float32) - off) * np.float32(scale)
+        zdraw.draw_landmarks(out, pts, scheme, color, radius=radius, thickness=thickness)
+
+
+def _draw_boxes(out: np.ndarray, boxes: np.ndarray, scale: float, offset=(0.0, 0.0)) -> None:
+    for b in np.asarray(boxes, np.float32).reshape(-1, 4):
+        x0, y0, x1, y1 = ((b - np.float32([*offset, *offset])) * np.float32(scale)).round().astype(int)
+        cv2.rectangle(out, (x0, y0), (x1, y1), (0, 0, 0), 3, cv2.LINE_AA)
+        cv2.rectangle(out, (x0, y0), (x1, y1), BOX_COLOR, 1, cv2.LINE_AA)
+
+
+def overlay(image: np.ndarray, layers: Sequence[Layer], boxes: np.ndarray | None = None,
+            width: int = DISPLAY_WIDTH) -> np.ndarray:
+    """Every model's landmarks on one copy of the photo, each in its colour; the shared face boxes in white."""
+    small, s = fit_width(image, width)
+    out = np.ascontiguousarray(small).copy()
+    if boxes is not None:
+        _draw_boxes(out, boxes, s)
+    radius = max(1, round(width / 450))
+    for ly in layers:
+        _draw_layer(out, ly.faces, ly.scheme, ly.color, s, radius=radius, thickness=max(1, round(width / 700)))
+    return out
+
+
+def face_crop_box(box: np.ndarray, w: int, h: int, margin: float = 1.35) -> tuple[int, int, int, int]:
+    """A square around a face box, `margin` times its larger side, clipped to the image."""
+    x0, y0, x1, y1 = (float(v) for v in box)
+    cx, cy, side = (x0 + x1) / 2, (y0 + y1) / 2, max(x1 - x0, y1 - y0) * margin
+    a, b = int(max(0, cx - side / 2)), int(max(0, cy - side / 2))
+    return a, b, int(min(w, max(a + 2, cx + side / 2))), int(min(h, max(b + 2, cy + side / 2)))
+
+
+def zooms(image: np.ndarray, layers: Sequence[Layer], boxes: np.ndarray, tile: int = 240,
+          max_tiles: int = 6) -> list[np.ndarray]:
+    """One square close-up per face box (the first `max_tiles`), every model drawn in its colour."""
+    h, w = image.shape[:2]
+    out = []
+    for i, box in enumerate(np.asarray(boxes, np.float32).reshape(-1, 4)[:max_tiles]):
+        x0, y0, x1, y1 = face_crop_box(box, w, h)
+        crop = image[y0:y1, x0:x1]
+        s = tile / max(crop.shape[:2])
+        big = cv2.resize(crop, (max(1, round(crop.shape[1] * s)), max(1, round(crop.shape[0] * s))),
+                         interpolation=cv2.INTER_CUBIC if s > 1 else cv2.INTER_AREA)
+        big = np.ascontiguousarray(big).copy()
+        for ly in layers:
+            _draw_layer(big, ly.faces, ly.scheme, ly.color, s, offset=(x0, y0), radius=2, thickness=1)
+        out.append(label_strip(_pad_to(big, tile, tile), f"face {i + 1}", size=14))
+    return out
+
+
+def _pad_to(img: np.ndarray, w: int, h: int) -> np.ndarray:
+    out = np.full((max(h, img.shape[0]), max(w, img.shape[1]), 3), 255, np.uint8)
+    out[:img.shape[0], :img.shape[1]] = img
+    return out
+
+
+def hstack(tiles: Sequence[np.ndarray], gap: int = 8) -> np.ndarray:
+    h = max(t.shape[0] for t in tiles)
+    parts: list[np.ndarray] = []
+    for t in tiles:
+        parts += [_pad_to(t, t.shape[1], h), np.full((h, gap, 3), 255, np.uint8)]
+    return np.concatenate(parts[:-1], axis=1)
+
+
+def vstack(parts: Sequence[np.ndarray], gap: int = 8) -> np.ndarray:
+    w = max(p.shape[1] for p in parts)
+    out: list[np.ndarray] = []
+    for p in parts:
+        out += [_pad_to(p, w, p.shape[0]), np.full((gap, w, 3), 255, np.uint8)]
+    return np.concatenate(out[:-1], axis=0)
+
+
+def wrap_tiles(tiles: Sequence[np.ndarray], width: int, gap: int = 8) -> np.ndarray:
+    """Tiles in rows no wider than `width`."""
+    rows: list[list[np.ndarray]] = [[]]
+    x = 0
+    for t in tiles:
+        if rows[-1] and x + t.shape[1] > width:
+            rows.append([])
+            x = 0
+        rows[-1].append(t)
+        x += t.shape[1] + gap
+    return vstack([hstack(r, gap) for r in rows], gap)
+
+
+def comparison_panel(image: np.ndarray, layers: Sequence[Layer], boxes: np.ndarray | None, title: str,
+                     width: int = 960) -> np.ndarray:
+    """Legend + overlay of every model + a zoom per face: the picture a visitor shares."""
+    parts = [legend(layers, width, title), overlay(image, layers, boxes, width)]
+    if boxes is not None and len(boxes):
+        tiles = zooms(image, layers, boxes, tile=min(240, (width - 16) // 3))
+        parts.append(wrap_tiles(tiles, width))
+        if len(boxes) > len(tiles):
+            parts.append(label_strip(np.full((1, width, 3), 255, np.uint8),
+                                     f"+ {len(boxes) - len(tiles)} more face(s) in the overlay", size=14))
+    return _border(vstack(parts))
+
+
+def _border(img: np.ndarray, px: int = 8) -> np.ndarray:
+    return cv2.copyMakeBorder(img, px, px, px, px, cv2.BORDER_CONSTANT, value=(255, 255, 255))
+
+
+def grid(rows: Sequence[tuple[str, np.ndarray, Sequence[Layer]]], cell: int = 300) -> np.ndarray:
+    """Photos down, models across: each cell one model alone on one photo, in the model's colour."""
+    if not rows:
+        return np.full((cell, cell, 3), 255, np.uint8)
+    out = []
+    for name, image, layers in rows:
+        cells = []
+        for ly in layers:
+            small, s = fit_width(image, cell)
+            c = np.ascontiguousarray(small).copy()
+            _draw_layer(c, ly.faces, ly.scheme, ly.color, s, radius=1, thickness=1)
+            cells.append(label_strip(c, ly.name, ly.color, size=14))
+        out.append(label_strip(hstack(cells), name, size=15))
+    return _border(vstack(out, gap=14))
+
+
+# ------------------------------------------------------------------------------------------------ chart
+def timing_chart(rows: Sequence[dict[str, Any]], width_px: int = 900) -> np.ndarray:
+    """Horizontal bars: each model's landmark time per photo (median of the timed repeats, whiskers from the
+    fastest to the slowest repeat), in the model's colour; the shared face detection as a grey bar apart."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    bars = [(r["label"], r["ms"], r.get("lo"), r.get("hi"), r["color"]) for r in rows]
+    dpi = 100
+    fig = Figure(figsize=(width_px / dpi, 0.55 * len(bars) + 1.3), dpi=dpi)
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot(111)
+    y = np.arange(len(bars))[::-1]
+    vals = [b[1] for b in bars]
+    err = np.array([[max(0.0, b[1] - (b[2] if b[2] is not None else b[1])) for b in bars],
+                    [max(0.0, (b[3] if b[3] is not None else b[1]) - b[1]) for b in bars]])
+    ax.barh(y, vals, color=[np.asarray(b[4]) / 255.0 for b in bars], height=0.62)
+    ax.errorbar(vals, y, xerr=err, fmt="none", ecolor="#222222", capsize=4, lw=1.2)
+    ax.set_yticks(y, [b[0] for b in bars], fontsize=12)
+    ax.set_xlabel("milliseconds per photo (median of timed repeats; whiskers: fastest to slowest)", fontsize=11)
+    ends = [v + e for v, e in zip(vals, err[1])]
+    top = max(ends + [1.0])
+    for yi, v, end in zip(y, vals, ends):
+        ax.text(end + top * 0.015, yi, f"{v:.1f} ms", va="center", fontsize=11)
+    ax.set_xlim(0, top * 1.18)
+    ax.spines[["top", "right"]].set_visible(False)
+    ax.tick_params(axis="x", labelsize=11)
+    fig.tight_layout()
+    fig.canvas.draw()
+    return np.asarray(fig.canvas.buffer_rgba())[..., :3].copy()
 
 
 # --------------------------------------------------------------------------------------- a drawn face
@@ -76,51 +321,12 @@ def synthetic_face(size: int = 384, seed: int = 0) -> tuple[np.ndarray, np.ndarr
     return img, pts
 
 
-# --------------------------------------------------------------------------------------- annotations
-def scale_faces(faces: Sequence[Face], s: float) -> list[Face]:
-    return [Face(np.asarray(f.box, np.float32) * s, np.asarray(f.landmarks, np.float32) * s, f.score) for f in faces]
-
-
-def annotate(image: np.ndarray, faces: Sequence[Face], scheme: Scheme, width: int = DISPLAY_WIDTH) -> np.ndarray:
-    """The image at `width` px with each face's box, landmarks and contours drawn at that size."""
-    small, s = fit_width(image, width)
-    return draw_faces(small, scale_faces(faces, s), scheme)
-
-
-def label_strip(image: np.ndarray, text: str, color=(30, 30, 30)) -> np.ndarray:
-    """The image with a white title strip on top."""
-    h = max(24, image.shape[1] // 22)
-    strip = np.full((h, image.shape[1], 3), 255, np.uint8)
-    scale = h / 40
-    cv2.putText(strip, text, (6, int(h * 0.72)), cv2.FONT_HERSHEY_SIMPLEX, scale, color, max(1, h // 20), cv2.LINE_AA)
-    return np.concatenate([strip, image], axis=0)
-
-
-def side_by_side(panels: Sequence[tuple[str, np.ndarray]], width: int = 480) -> np.ndarray:
-    """Labelled panels in one row, each `width` px wide, padded to one height."""
-    tiles = [label_strip(fit_width(img, width)[0], title, PALETTE[i % len(PALETTE)])
-             for i, (title, img) in enumerate(panels)]
-    h = max(t.shape[0] for t in tiles)
-    gap = np.full((h, 8, 3), 255, np.uint8)
-    row: list[np.ndarray] = []
-    for t in tiles:
-        pad = np.full((h - t.shape[0], t.shape[1], 3), 255, np.uint8)
-        row += [np.concatenate([t, pad], axis=0), gap]
-    return np.concatenate(row[:-1], axis=1)
-
-
-def put_text(image: np.ndarray, text: str) -> np.ndarray:
-    """`text` in the top-left corner on a dark band (live view)."""
-    out = image.copy()
-    scale = max(0.5, image.shape[1] / 900)
-    (tw, th), _ = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, 1)
-    cv2.rectangle(out, (0, 0), (tw + 12, th + 14), (0, 0, 0), -1)
-    cv2.putText(out, text, (6, th + 6), cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255), 1, cv2.LINE_AA)
-    return out
+def draw_errors(image: np.ndarray, pred: np.ndarray, gt: np.ndarray, scheme: Scheme) -> np.ndarray:
+    return zdraw.draw_errors(image, pred, gt, scheme)
 
 
 def save_png(image: np.ndarray, path: Path) -> Path:
-    cv2.imwrite(str(path), cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
+    cv2.imwrite(str(path), cv2.cvtColor(np.ascontiguousarray(image[..., :3]), cv2.COLOR_RGB2BGR))
     return path
 
 
@@ -133,17 +339,16 @@ def _fmt_bytes(n: int | None) -> str:
     return f"{n / 2**20:.1f} MB" if n else "—"
 
 
+def peer_card(name: str, entry: Any, note: str) -> str:
+    """A peer's card from its entry (zoo.peers)."""
+    lic = getattr(entry, "license", "other")
+    notes = getattr(entry, "notes", "")
+    return (f"### {name} (peer)\n- **Points:** {entry.scheme} · **Trained on:** {getattr(entry, 'dataset', None) or '—'}"
+            f"\n- {note}\n- **Licence:** {lic}{f' — {notes}' if notes else ''}\n")
+
+
 def card_markdown(name: str, params: int | None = None, weights: Path | None = None) -> str:
     """One model's card from its registry entry: accuracy with the command that measured it, size, licence."""
-    from .models import PEER_NAME
-
-    if name == PEER_NAME:
-        return (f"### {name} (peer)\n"
-                "dlib's 68-point ERT shape predictor (Kazemi & Sullivan 2014), from `face-recognition-models`; "
-                "run on the same face boxes as the zoo models.\n\n"
-                "- **Input:** dlib face square · **Points:** 68 (300-W)\n"
-                "- **Licence:** trained on iBUG 300-W (non-commercial research use); it has seen the 300-W "
-                "training images, so it is not a fair test-set peer.\n")
     e = registry.get(name)
     lines = [f"### {name}"]
     status = "published" if e.published else \
@@ -170,10 +375,3 @@ def card_markdown(name: str, params: int | None = None, weights: Path | None = N
         lines.append(f"- **Paper:** {figs} ({e.paper.get('source', 'paper')})")
     lines.append(f"- **Licence:** {e.license}{f' — {e.notes}' if e.notes else ''}")
     return "\n".join(lines) + "\n"
-
-
-def cards_markdown(names: Sequence[str], info: dict[str, dict[str, Any]] | None = None) -> str:
-    info = info or {}
-    if not names:
-        return "_Pick models to see their cards._"
-    return "\n".join(card_markdown(n, **info.get(n, {})) for n in names)

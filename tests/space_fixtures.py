@@ -6,6 +6,7 @@ pipnet_r18_300w there. Their predictions are meaningless, but the whole pipeline
 already resolve locally (bundled, HF cache) they are used instead: bundled weights come before ZOO_HOME.
 
 `space_app` launches the Gradio app in this process on 127.0.0.1 and a free port (yields url and demo).
+When ../shared holds PFLD-GhostOne's file it is linked into that ZOO_HOME, so the peer is offered too.
 """
 from __future__ import annotations
 
@@ -71,7 +72,19 @@ def _prepare(home: Path, mp: pytest.MonkeyPatch, names=TEST_MODELS) -> list[str]
         if entry.hub.sha256 or entry.hub.revision:       # published elsewhere but not here: trust the test file
             mp.setitem(registry.entries(), name, replace(entry, hub=replace(entry.hub, sha256=None, revision=None)))
     _faceboxes(home, mp)
+    _pfld(home)
     return list(names)
+
+
+def _pfld(home: Path) -> None:
+    """Offer the PFLD-GhostOne peer too when ../shared has its file: linked (never copied) into ZOO_HOME,
+    where zoo.peers looks for it."""
+    src = SHARED / "weights" / "pfld_ghostone" / "PFLD_GhostOne_112_1_opt_sim.onnx"
+    if src.is_file():
+        (home / "pfld_ghostone").mkdir(parents=True, exist_ok=True)
+        dst = home / "pfld_ghostone" / src.name
+        if not dst.exists():
+            dst.symlink_to(src)
 
 
 def _faceboxes(home: Path, mp: pytest.MonkeyPatch) -> None:
@@ -178,11 +191,11 @@ def write_pts(path: Path, points: np.ndarray) -> Path:
     return path
 
 
-def real_300w_sample() -> tuple[Path, Path] | None:
-    """(image, .pts) of one 300-W common-test photo from ../shared, or None when absent."""
+def real_300w_sample(name: str | None = None) -> tuple[Path, Path] | None:
+    """(image, .pts) of one 300-W common-test photo from ../shared (`name`, else the first), or None."""
     if not W300_TEST.is_dir():
         return None
-    for img in sorted(W300_TEST.glob("*.jpg")):
+    for img in ([W300_TEST / name] if name else sorted(W300_TEST.glob("*.jpg"))):
         pts = img.with_suffix(".pts")
         if pts.is_file():
             return img, pts

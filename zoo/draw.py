@@ -18,10 +18,10 @@ def _sizes(box_or_pts: np.ndarray) -> tuple[int, int]:
 
 
 def draw_landmarks(image: np.ndarray, landmarks: np.ndarray, scheme: Scheme, color=(64, 200, 64),
-                   contours: bool = True, radius: int | None = None) -> np.ndarray:
+                   contours: bool = True, radius: int | None = None, thickness: int | None = None) -> np.ndarray:
     out = image
     lw, r = _sizes(landmarks)
-    r = radius or r
+    r, lw = radius or r, thickness or lw
     pts = np.asarray(landmarks, np.float32)
     if contours:
         for c in scheme.contours:
