@@ -113,7 +113,7 @@ def map_state_dict(state: dict[str, torch.Tensor], expected: dict[str, torch.Ten
         raise ZooError(f"{src}: not the authors' layout for {entry.name} ({backbone}, {n} points, "
                        f"{entry.arch_args.get('num_nb', 10)} neighbours): {'; '.join(problems)} ({counts}); "
                        f"{_describe(state)}")
-    out = dict(expected)
+    out = {k: torch.zeros((), dtype=torch.long) for k in expected if k not in mapped}   # the counters only
     for k, v in mapped.items():
         out[k] = v.float() if v.is_floating_point() else v.to(expected[k].dtype)
     return out
@@ -158,7 +158,7 @@ def convert_release(name: str, src: Path, meanface: Path, out: Path | None = Non
 
     model = build_model(entry.arch, num_points, **dict(entry.arch_args))
     expected = {k: v for k, v in model.state_dict().items() if k not in OUR_BUFFERS}
-    model.load_state_dict(map_state_dict(state, expected, src, entry), strict=False)
+    model.load_state_dict(map_state_dict(state, expected, src, entry), strict=False, assign=True)   # no copy
     warn_on_ties(mean, model.num_nb, meanface)
     model.set_mean_face(mean)
     try:
