@@ -490,3 +490,17 @@ def test_zoo_load_says_what_happened(faults, monkeypatch):
     faults.server.inject("status", "model.safetensors", times=1, status=503)
     lm = zoo.load(ENTRY)
     assert lm.name == ENTRY and faults.waits["zoo"] == [hub.HUB_BACKOFF_S]
+
+
+def test_snapshot_retries_like_load(faults):
+    """from_pretrained's downloads (zoo.hub.snapshot) go through the same retries and error messages."""
+    faults.server.inject("status", "config.json", times=1, status=502)
+    faults.server.inject("drop", "model.safetensors", times=1)
+    faults.server.inject("status", "README.md", times=-1, status=500)
+    with pytest.raises(ZooError, match=r"cannot download README\.md of .*HTTP 500.*after 3 attempts"):
+        snapshot(faults.shared["repo_id"], revision="v1")
+    b = hub.HUB_BACKOFF_S
+    assert faults.waits["zoo"] == [b, b, 2 * b] and faults.waits["client"] == [1]
+    faults.server.clear_faults()
+    folder = snapshot(faults.shared["repo_id"], revision="v1")
+    assert folder.name == faults.shared["sha"] and sha256_file(folder / "model.safetensors") == faults.digest

@@ -157,12 +157,57 @@ def evict_cached(path: Path) -> None:
     logger.warning("removed %s from the HF cache", blob)
 
 
-def _from_hub(entry: Entry, cache_only: bool = False) -> tuple[Path | None, str]:
-    """(path, "") from the HF cache or the Hub, or (None, why not). ``cache_only`` makes no request.
+class HubUnavailable(ZooError):
+    """The Hub could not provide a file (after any retries); ``cause`` is the client's last exception."""
 
-    A download is retried (bounded, with backoff) on transient failures, and checked against the pinned
-    sha256: a file that differs is deleted from the cache and fetched once more; if it differs again, a
-    ZooError says so (the bad file is gone, so no later load can pick it up)."""
+    def __init__(self, why: str, cause: BaseException):
+        super().__init__(why)
+        self.cause = cause
+
+
+def download(repo_id: str, filename: str, revision: str | None = None, token: str | None = None,
+             sha256: str | None = None, label: str | None = None) -> Path:
+    """hf_hub_download, retried (HUB_ATTEMPTS, with backoff) on transient failures, and checked against
+    ``sha256`` when given: a file that differs is deleted from the HF cache and fetched once more; if it
+    differs again, ZooError says so (the bad file is gone, so no later load can pick it up). Any other
+    failure raises HubUnavailable with one readable line."""
+    from huggingface_hub import hf_hub_download
+
+    label = label or f"{repo_id}/{filename}"
+    delay, mismatches = HUB_BACKOFF_S, 0
+    for attempt in range(1, HUB_ATTEMPTS + 1):
+        try:
+            path = Path(hf_hub_download(repo_id, filename, revision=revision, token=token,
+                                        force_download=attempt > 1))
+        except _hub_failures() as exc:
+            why = _describe_hub_error(exc, repo_id, revision, filename)
+            if not _transient(exc) or attempt == HUB_ATTEMPTS:
+                raise HubUnavailable(why + (f" (after {attempt} attempts)" if attempt > 1 else ""), exc) from exc
+            logger.warning("%s: download attempt %d/%d failed (%s); retrying in %.0f s", label, attempt,
+                           HUB_ATTEMPTS, why, delay)
+            _sleep(delay)
+            delay = min(2 * delay, HUB_BACKOFF_MAX_S)
+            continue
+        if not sha256:
+            return path
+        actual = sha256_file(path)
+        if actual == sha256.lower():
+            return path
+        evict_cached(path)
+        mismatches += 1
+        if mismatches >= 2 or attempt == HUB_ATTEMPTS:   # once may be a bad transfer; twice is the file
+            raise ZooError(f"{path}: sha256 mismatch for {label}: expected {sha256}, actual {actual}; the Hub at "
+                           f"{_endpoint()} served {repo_id}/{filename}@{revision or 'main'} with other content "
+                           f"{mismatches} time(s); the file was deleted from the HF cache and is refused "
+                           "(re-publish the entry if the Hub's file is the right one)")
+        logger.warning("%s: downloaded file has sha256 %s, not the pinned %s; deleted it, downloading again",
+                       label, actual, sha256)
+    raise AssertionError("unreachable")
+
+
+def _from_hub(entry: Entry, cache_only: bool = False) -> tuple[Path | None, str]:
+    """(path, "") from the HF cache or the Hub (see ``download``), or (None, why not). ``cache_only`` makes
+    no request. A sha256 mismatch after download raises ZooError."""
     hub = entry.hub
     try:
         from huggingface_hub import hf_hub_download
@@ -173,37 +218,11 @@ def _from_hub(entry: Entry, cache_only: bool = False) -> tuple[Path | None, str]
             return Path(hf_hub_download(hub.repo_id, hub.filename, revision=hub.revision, local_files_only=True)), ""
         except _hub_failures():
             return None, "not in the HF cache"
-    delay, mismatches, why = HUB_BACKOFF_S, 0, ""
-    for attempt in range(1, HUB_ATTEMPTS + 1):
-        try:
-            path = Path(hf_hub_download(hub.repo_id, hub.filename, revision=hub.revision, force_download=attempt > 1))
-        except _hub_failures() as exc:
-            why = _describe_hub_error(exc, hub.repo_id, hub.revision, hub.filename)
-            if not _transient(exc) or attempt == HUB_ATTEMPTS:
-                if attempt > 1:
-                    why += f" (after {attempt} attempts)"
-                logger.info("%s: no weights from the Hub: %s", entry.name, why)
-                return None, why
-            logger.warning("%s: download attempt %d/%d failed (%s); retrying in %.0f s", entry.name, attempt,
-                           HUB_ATTEMPTS, why, delay)
-            _sleep(delay)
-            delay = min(2 * delay, HUB_BACKOFF_MAX_S)
-            continue
-        if not hub.sha256:
-            return path, ""
-        actual = sha256_file(path)
-        if actual == hub.sha256.lower():
-            return path, ""
-        evict_cached(path)
-        mismatches += 1
-        if mismatches >= 2 or attempt == HUB_ATTEMPTS:   # once may be a bad transfer; twice is the file
-            raise ZooError(f"{path}: sha256 mismatch for {entry.name}: expected {hub.sha256}, actual {actual}; "
-                           f"the Hub at {_endpoint()} served {hub.repo_id}/{hub.filename}@{hub.revision} with "
-                           f"other content {mismatches} time(s); the file was deleted from the HF cache and is "
-                           "refused (re-publish the entry if the Hub's file is the right one)")
-        logger.warning("%s: downloaded file has sha256 %s, not the pinned %s; deleted it, downloading again",
-                       entry.name, actual, hub.sha256)
-    return None, why
+    try:
+        return download(hub.repo_id, hub.filename, hub.revision, sha256=hub.sha256, label=entry.name), ""
+    except HubUnavailable as exc:
+        logger.info("%s: no weights from the Hub: %s", entry.name, exc)
+        return None, str(exc)
 
 
 def _how_to_make(entry: Entry) -> str:
@@ -347,30 +366,25 @@ def snapshot(repo_id: str, revision: str | None = None, token: str | None = None
     loads); a missing config.json or model.safetensors raises ZooError, as do unknown repos, revisions and
     connection failures.
     """
-    from huggingface_hub import hf_hub_download
     from huggingface_hub.errors import EntryNotFoundError, LocalEntryNotFoundError
 
     def get(filename: str, rev: str | None) -> Path:
         try:
-            return Path(hf_hub_download(repo_id, filename, revision=rev, token=token))
-        except _hub_failures() as exc:
-            raise ZooError(f"cannot download {filename} of {repo_id}: "
-                           f"{_describe_hub_error(exc, repo_id, rev, filename)}") from exc
+            return download(repo_id, filename, rev, token=token)      # retried like zoo.load's downloads
+        except HubUnavailable as exc:
+            raise ZooError(f"cannot download {filename} of {repo_id}: {exc}") from exc.cause
 
     config = get(CONFIG_NAME, revision)
     commit = config.parent.name  # <cache>/models--ns--name/snapshots/<commit>/config.json
     pinned = commit if _COMMIT_SHA.fullmatch(commit) else revision
     get(WEIGHTS_NAME, pinned)
     try:
-        hf_hub_download(repo_id, CARD_NAME, revision=pinned, token=token)
-    except EntryNotFoundError as exc:
-        if isinstance(exc, LocalEntryNotFoundError):
-            raise ZooError(f"cannot download {CARD_NAME} of {repo_id}: "
-                           f"{_describe_hub_error(exc, repo_id, pinned, CARD_NAME)}") from exc
+        get(CARD_NAME, pinned)
+    except ZooError as exc:
+        cause = exc.__cause__
+        if not isinstance(cause, EntryNotFoundError) or isinstance(cause, LocalEntryNotFoundError):
+            raise
         logger.info("%s@%s has no %s", repo_id, pinned, CARD_NAME)
-    except _hub_failures() as exc:
-        raise ZooError(f"cannot download {CARD_NAME} of {repo_id}: "
-                       f"{_describe_hub_error(exc, repo_id, pinned, CARD_NAME)}") from exc
     return config.parent
 
 
