@@ -1,75 +1,233 @@
-"""python -m train.report [--bench BENCH.json] [--peer PEER.json ...] [--ced PNG --peer-csv NAME=CSV ...]
+"""Leaderboard rendering: markdown tables and matplotlib plots from stored evaluation JSON (docs/results/).
 
-The README's results table, built from what commands measured: the registry's metrics (written by
-train.publish from train.evaluate), `zoo bench --json` output, and `train.evaluate --json` of peers.
+Nothing here measures anything: every cell and every bar is read from a result document that
+`python -m train.leaderboard` wrote from `train.evaluate`'s functions (and ms/face from `zoo bench --json`).
+A result document is the evaluate JSON plus: "column" (which table column it fills), "label" (row name),
+"kind" ("zoo" or "peer"), "params", "errors" (per-face NME, for CED curves) and "command".
 """
 from __future__ import annotations
 
-import argparse
-import json
-import sys
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Iterable, Sequence
 
 import numpy as np
 
-from zoo import registry
+from zoo.metrics import plot_ced
 
 
-def _pct(v) -> str:
-    return f"{100 * v:.2f}" if v is not None else "-"
+@dataclass(frozen=True)
+class Column:
+    key: str          # "300w_common"
+    title: str        # "300-W common"
+    dataset: str      # reader name
+    split: str
+    points: str       # scheme scored in
 
 
-def table(bench: dict | None, peers: list[dict]) -> str:
-    ms = {}
-    for r in (bench or {}).get("results", []):
-        ms[(r["name"], r["backend"])] = r["per_face"]
-    rows = ["| entry | params | NME % (300W common) | FR@0.1 % | AUC@0.1 | ms/face torch | ms/face onnx | "
-            "paper NME % (full / common) |", "|---|---|---|---|---|---|---|---|"]
-    for name in registry.list_models(dataset="300w"):
-        e = registry.get(name)
-        if not e.published:
+COLUMNS = (
+    Column("300w_common", "300-W common", "300w", "common", "68"),
+    Column("wflw_test", "WFLW test (98 pts)", "wflw", "test", "98"),
+    Column("wflw_test_68", "WFLW test as WFLW-68", "wflw", "test", "68"),
+)
+PROTOCOL_TITLES = {"gt": "GT crop"}
+
+
+def protocol_title(key: str) -> str:
+    return PROTOCOL_TITLES.get(key, key.removeprefix("det-").replace("faceboxes_v2", "FaceBoxesV2")
+                               .replace("haar", "Haar") + " detector")
+
+
+def _pct(v: Any, digits: int = 2) -> str:
+    return "-" if v is None or not np.isfinite(v) else f"{100 * v:.{digits}f}"
+
+
+def index(docs: Iterable[dict]) -> dict[tuple[str, str, str], dict]:
+    """(model, column, protocol) -> result document."""
+    return {(d["model"], d["column"], d["protocol"]): d for d in docs}
+
+
+def _rows(docs: Sequence[dict]) -> list[tuple[str, str]]:
+    """(model, label) in order: zoo entries first, then peers, each in first-seen order."""
+    seen: dict[str, tuple[str, str]] = {}
+    for d in sorted(docs, key=lambda d: d.get("kind") != "zoo"):
+        seen.setdefault(d["model"], (d["model"], d.get("label", d["model"])))
+    return list(seen.values())
+
+
+def _cell(d: dict | None) -> str:
+    if d is None:
+        return "-"
+    s = _pct(d["nme"])
+    return s + (f" ({d['missed']} missed)" if d.get("missed") else "")
+
+
+def speed_of(bench: dict | None, model: str) -> str:
+    """Fastest median ms/face of `model` in a `zoo bench --json` result, with its backend."""
+    rows = [r for r in (bench or {}).get("results", []) if r.get("name") == model and r.get("per_face") is not None]
+    if not rows:
+        return "-"
+    best = min(rows, key=lambda r: r["per_face"])
+    return f"{best['per_face']:.1f} ({best['backend']})"
+
+
+def main_table(docs: Sequence[dict], protocols: Sequence[str], bench: dict | None = None) -> str:
+    """Rows = models, columns = dataset x protocol (NME %, missed faces), params and ms/face."""
+    at = index(docs)
+    cols = [(c, p) for c in COLUMNS for p in protocols if any(k[1:] == (c.key, p) for k in at)]
+    head = ["model", *(f"{c.title}, {protocol_title(p)}" for c, p in cols), "params", "ms/face"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for model, label in _rows(docs):
+        params = next((d.get("params") for d in docs if d["model"] == model and d.get("params")), None)
+        cells = [_cell(at.get((model, c.key, p))) for c, p in cols]
+        lines.append("| " + " | ".join([label, *cells, f"{params / 1e6:.2f} M" if params else "-",
+                                        speed_of(bench, model)]) + " |")
+    return "\n".join(lines)
+
+
+def headline_table(docs: Sequence[dict], column: str) -> str:
+    rows = [d for d in docs if d["column"] == column]
+    lines = ["| model | protocol | boxes | n | NME % | FR@0.1 % | AUC@0.1 | missed |", "|---|---|---|---|---|---|---|---|"]
+    for model, label in _rows(rows):
+        for d in sorted((d for d in rows if d["model"] == model), key=lambda d: d["protocol"] != "gt"):
+            lines.append(f"| {label} | {protocol_title(d['protocol'])} | {d.get('boxes', '-')} | {d['n']} | "
+                         f"{_pct(d['nme'])} | {_pct(d['fr'])} | {d['auc']:.3f} | {d.get('missed', 0)} |")
+    return "\n".join(lines)
+
+
+def breakdown_table(docs: Sequence[dict], column: str, protocol: str, field: str) -> str:
+    """One row per model, one column per region / subset / yaw bin (NME %; n in the header for groups)."""
+    rows = [d for d in docs if d["column"] == column and d["protocol"] == protocol and d.get(field)]
+    if not rows:
+        return ""
+    keys = list(dict.fromkeys(k for d in rows for k in d[field]))
+    if field == "regions":
+        head = keys
+    else:
+        ns = {k: next(d[field][k]["n"] for d in rows if k in d[field]) for k in keys}
+        head = [f"{k} (n={ns[k]})" for k in keys]
+    lines = ["| model | " + " | ".join(head) + " |", "|---|" + "---|" * len(keys)]
+    for model, label in _rows(rows):
+        d = next(x for x in rows if x["model"] == model)
+        vals = [d[field].get(k) for k in keys]
+        vals = [v if not isinstance(v, dict) else v["nme"] for v in vals]
+        lines.append(f"| {label} | " + " | ".join(_pct(v) for v in vals) + " |")
+    return "\n".join(lines)
+
+
+def robustness_table(docs: Sequence[dict], column: str, protocol: str = "gt") -> str:
+    rows = [d for d in docs if d["column"] == column and d["protocol"] == protocol and d.get("robustness")]
+    if not rows:
+        return ""
+    keys = list(dict.fromkeys(k for d in rows for k in d["robustness"]))
+    lines = ["| model | clean NME % | " + " | ".join(f"{k}: NME % (change)" for k in keys) + " |",
+             "|---|---|" + "---|" * len(keys)]
+    for model, label in _rows(rows):
+        d = next(x for x in rows if x["model"] == model)
+        cells = []
+        for k in keys:
+            r = d["robustness"].get(k)
+            cells.append("-" if r is None else f"{_pct(r['nme'])} ({100 * r['d_nme']:+.2f})"
+                         + (f", {r['missed']} missed" if r.get("missed") else ""))
+        lines.append(f"| {label} | {_pct(d['nme'])} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+# ------------------------------------------------------------------------------------------------ plots
+def _figure(width: float = 7.0, height: float = 4.0):
+    # Figure + Agg canvas directly: no pyplot, so no global backend state and no display needed.
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(width, height), dpi=110)
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def grouped_bars(groups: Sequence[str], series: dict[str, Sequence[float]], path: Path, title: str,
+                 ylabel: str) -> Path:
+    """One bar per (group, series): e.g. regions x models. Values in percent already."""
+    fig = _figure()
+    ax = fig.add_subplot(1, 1, 1)
+    width = 0.8 / max(1, len(series))
+    x = np.arange(len(groups))
+    for i, (label, vals) in enumerate(series.items()):
+        ax.bar(x + (i - (len(series) - 1) / 2) * width, np.asarray(vals, float), width, label=label)
+    ax.set_xticks(x, groups)
+    ax.axhline(0, color="black", lw=0.6)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.grid(True, axis="y", alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, format="png")
+    return path
+
+
+def plots(docs: Sequence[dict], out: Path) -> list[Path]:
+    """CED per column and protocol, per-region bars and robustness bars per column (ground-truth crops)."""
+    written = []
+    for c in COLUMNS:
+        for protocol in dict.fromkeys(d["protocol"] for d in docs if d["column"] == c.key):
+            rows = [d for d in docs if d["column"] == c.key and d["protocol"] == protocol and d.get("errors")]
+            if rows:
+                curves = {label: np.array([np.nan if e is None else e for e in next(
+                    d for d in rows if d["model"] == m)["errors"]], float) for m, label in _rows(rows)}
+                written.append(plot_ced(curves, out / f"ced_{c.key}_{protocol}.png",
+                                        title=f"{c.title}, {protocol_title(protocol)}: CED (n={rows[0]['n']})"))
+        gt = [d for d in docs if d["column"] == c.key and d["protocol"] == "gt"]
+        with_regions = [d for d in gt if d.get("regions")]
+        if with_regions:
+            regions = list(dict.fromkeys(k for d in with_regions for k in d["regions"]))
+            series = {label: [100 * next(d for d in with_regions if d["model"] == m)["regions"].get(r, np.nan)
+                              for r in regions] for m, label in _rows(with_regions)}
+            written.append(grouped_bars(regions, series, out / f"regions_{c.key}.png",
+                                        f"{c.title}: NME per face region (GT crop)", "NME %"))
+        with_rob = [d for d in gt if d.get("robustness")]
+        if with_rob:
+            names = list(dict.fromkeys(k for d in with_rob for k in d["robustness"]))
+            series = {label: [100 * next(d for d in with_rob if d["model"] == m)["robustness"].get(
+                k, {"d_nme": np.nan})["d_nme"] for k in names] for m, label in _rows(with_rob)}
+            written.append(grouped_bars(names, series, out / f"robustness_{c.key}.png",
+                                        f"{c.title}: NME change under perturbation (GT crop)", "NME change (points)"))
+    return written
+
+
+def leaderboard_markdown(docs: Sequence[dict], protocols: Sequence[str], bench: dict | None, command: str,
+                         images: Sequence[Path] = (), image_root: Path | None = None) -> str:
+    """docs/leaderboard.md: the main table, then per column its headline, breakdowns, robustness and plots."""
+    out = ["# Leaderboard", "",
+           f"Generated by `{command}` from the result files in `results/` beside this page (one JSON per model, dataset and "
+           "protocol; each holds the `train.evaluate` command that reproduces it). NME in % of the inter-ocular "
+           "distance (outer eye corners); FR and AUC at 0.1; a face the detector missed counts as a failure and "
+           "is left out of NME.", "",
+           main_table(docs, protocols, bench), ""]
+    if bench:
+        out += [f"ms/face: median preprocess + model + decode per face, fastest backend, from `{bench.get('command', 'python -m zoo bench --json')}` "
+                f"({bench.get('hardware', '')}; {bench.get('repeats', '?')} repeats). Params: the model's parameters.", ""]
+    imgs = {p.name: p for p in images}
+    for c in COLUMNS:
+        if not any(d["column"] == c.key for d in docs):
             continue
-        m = e.metrics
-        paper = f"{e.paper.get('nme_full', '-')} / {e.paper.get('nme_common', '-')}"
-        rows.append(f"| `{name}` | {e.params / 1e6:.1f} M | {_pct(m.get('nme'))} | {_pct(m.get('fr'))} | "
-                    f"{m.get('auc', 0):.3f} | {ms.get((name, 'torch'), '-')} | {ms.get((name, 'onnx'), '-')} | {paper} |")
-    for p in peers:
-        rows.append(f"| {p['model']} (peer) | - | {_pct(p['nme'])} | {_pct(p['fr'])} | {p['auc']:.3f} | - | - | - |")
-    n = {registry.get(x).metrics.get("n") for x in registry.list_models(dataset="300w", published=True)}
-    rows.append(f"\n(n = {', '.join(str(v) for v in n if v)} faces; {bench['hardware'] if bench else ''})")
-    return "\n".join(rows)
+        out += [f"## {c.title}", "", headline_table(docs, c.key), ""]
+        for protocol in protocols:
+            for field, what in (("regions", "NME % per face region"), ("subsets", "NME % per attribute subset / folder"),
+                                ("pose", "NME % per estimated |yaw| bin")):
+                t = breakdown_table(docs, c.key, protocol, field)
+                if t:
+                    out += [f"{what} ({protocol_title(protocol)}):", "", t, ""]
+        t = robustness_table(docs, c.key)
+        if t:
+            out += ["Robustness (GT crop; the same faces perturbed; change against clean in NME points):", "", t, ""]
+        for name in (f"ced_{c.key}_{p}.png" for p in protocols):
+            if name in imgs:
+                out += [f"![CED {c.title}]({_rel(imgs[name], image_root)})", ""]
+        for prefix in ("regions", "robustness"):
+            if f"{prefix}_{c.key}.png" in imgs:
+                out += [f"![{prefix} {c.title}]({_rel(imgs[f'{prefix}_{c.key}.png'], image_root)})", ""]
+    return "\n".join(out).rstrip() + "\n"
 
 
-def per_image_errors(csv_path: Path) -> np.ndarray:
-    rows = csv_path.read_text().splitlines()[1:]
-    return np.array([float(r.rsplit(",", 1)[1]) for r in rows if r])
-
-
-def ced_plot(path: Path, peers: dict[str, Path]) -> Path:
-    """One CED plot: every published 300W entry (its bundled per-image errors) and the peers' CSVs."""
-    from zoo.hub import BUNDLED_DIR
-
-    from zoo.metrics import plot_ced
-
-    curves = {n: per_image_errors(BUNDLED_DIR / n / "per_image_nme.csv")
-              for n in registry.list_models(dataset="300w", published=True)}
-    curves.update({n: per_image_errors(p) for n, p in peers.items()})
-    return plot_ced(curves, path, title="300-W common: cumulative error distribution")
-
-
-def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m train.report", description=__doc__.splitlines()[0])
-    p.add_argument("--bench", type=Path)
-    p.add_argument("--peer", type=Path, nargs="*", default=[])
-    p.add_argument("--ced", type=Path, help="also write one CED plot of the published 300W entries and peers")
-    p.add_argument("--peer-csv", nargs="*", default=[], help="NAME=CSV per-image errors of a peer (train.evaluate --csv)")
-    a = p.parse_args(argv)
-    if a.ced:
-        ced_plot(a.ced, {k: Path(v) for k, v in (x.split("=", 1) for x in a.peer_csv)})
-    bench = json.loads(a.bench.read_text()) if a.bench else None
-    print(table(bench, [json.loads(x.read_text()) for x in a.peer]))
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+def _rel(path: Path, root: Path | None) -> str:
+    return str(path.relative_to(root)) if root is not None and path.is_relative_to(root) else str(path)
