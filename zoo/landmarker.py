@@ -119,8 +119,8 @@ class Landmarker:
         except (TypeError, ValueError):
             rule = ()
         if len(rule) != 4 or not np.isfinite(rule).all() or rule[2] <= 0 or rule[3] <= 0:
-            raise ZooError(f"box_rule must be a detector name or (dx, dy, sx, sy) with sx, sy > 0, "
-                           f"not {box_rule!r:.80}")
+            shown = crop.format_box(rule) if rule else f"{box_rule!r:.80}"     # plain numbers, not np.float64(..)
+            raise ZooError(f"box_rule must be a detector name or (dx, dy, sx, sy) with sx, sy > 0, not {shown}")
         return b, scores, [None] * len(b), [rule] * len(b)
 
     @contextmanager
@@ -141,7 +141,7 @@ class Landmarker:
         self.timings = dict.fromkeys(STAGES, 0.0)
         if max_faces is not None and (isinstance(max_faces, bool) or not isinstance(max_faces, (int, np.integer))
                                       or max_faces < 0):
-            raise ZooError(f"max_faces must be a whole number >= 0 or None, not {max_faces!r}")
+            raise ZooError(f"max_faces must be a whole number >= 0 or None, not {max_faces}")
         if boxes is None and self._detector is None:
             raise ZooError(f"{self.name} was loaded with detector=None: pass boxes=[[x0, y0, x1, y1], ...], "
                            "or load it with a detector (e.g. detector='haar')")
@@ -180,7 +180,10 @@ class Landmarker:
         for i in range(0, len(crop_boxes), self.batch_size):     # batched over faces
             cb = crop_boxes[i:i + self.batch_size]
             with self._stage("preprocess"):
-                x = normalise(crop.crop_faces(img, cb, p.input_size), p.mean, p.std)
+                crops = crop.crop_faces(img, cb, p.input_size)
+                # onnxruntime gets numpy from numpy: a torch op here would wake torch's threads against it
+                x = self.runner.prepare(crops, p.mean, p.std) if self.runner is not None else \
+                    normalise(crops, p.mean, p.std)
             with self._stage("model"):
                 raw = self.forward(x)
             with self._stage("decode"), torch.inference_mode():
@@ -188,12 +191,19 @@ class Landmarker:
                 out.append(crop.to_image_coords(norm, cb))
         return np.concatenate(out, axis=0)
 
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    def forward(self, x: torch.Tensor | np.ndarray) -> tuple[torch.Tensor, ...]:
         """Raw network outputs for a normalised batch, on the chosen backend."""
         if self.runner is not None:
-            return tuple(torch.from_numpy(o) for o in self.runner(x.numpy()))
+            return tuple(torch.from_numpy(o) for o in self.runner(x.numpy() if torch.is_tensor(x) else x))
         with torch.inference_mode():
             return tuple(self.model(x))
+
+    def track(self, frames: Any, **options: Any) -> Iterator[list[Face]]:
+        """Faces per frame of a video (path), webcam (index) or iterable of images, followed from frame to
+        frame and smoothed (zoo.track: options are TrackConfig's fields). Frame by frame: zoo.track.Tracker."""
+        from .track import track
+
+        return track(self, frames, **options)
 
     def export_onnx(self, path: str | Path, check: bool = True) -> dict[str, Any]:
         from .onnx_backend import export_onnx
