@@ -148,12 +148,12 @@ for case in fuzz_cases(n, seed):
 def test_fuzzed_files_give_a_zooerror_or_an_image_never_a_crash_or_hang():
     """Seeded random bytes, truncated / bit-flipped / spliced JPEG, PNG, WebP, GIF, BMP, TIFF, and huge
     declared sizes (tests/fuzz_images.py): each case a ZooError naming the file or a valid RGB image, in
-    under 2 s; the whole run under 60 s."""
+    under 5 s; the whole run (about 4 s on an idle machine) under 120 s, bounds loose enough for a loaded one."""
     tests = Path(__file__).parent
     env = {**os.environ, "PYTHONPATH": f"{tests}:{tests.parent}"}
     try:
         proc = subprocess.run([sys.executable, "-X", "faulthandler", "-c", _FUZZ_CHILD, "400", "12"],
-                              capture_output=True, text=True, timeout=60, env=env, cwd=tests.parent)
+                              capture_output=True, text=True, timeout=120, env=env, cwd=tests.parent)
     except subprocess.TimeoutExpired as e:
         last = [json.loads(x) for x in (e.stdout or b"").decode().splitlines() if x.strip()][-1:]
         pytest.fail(f"fuzz run hung; last case started: {last}")
@@ -164,7 +164,7 @@ def test_fuzzed_files_give_a_zooerror_or_an_image_never_a_crash_or_hang():
     assert len(done) == len(started) >= 430
     bugs = [(r["case"], r["out"]) for r in done if r["out"] not in ("image", "zooerror")]
     assert bugs == []
-    slow = [(r["case"], round(r["s"], 2)) for r in done if r["s"] > 2.0]
+    slow = [(r["case"], round(r["s"], 2)) for r in done if r["s"] > 5.0]
     assert slow == []
     outcomes = {r["out"] for r in done}
     assert outcomes == {"image", "zooerror"}       # the generator makes both kinds: the test can tell them apart
