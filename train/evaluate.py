@@ -218,9 +218,15 @@ def robustness(model: Landmarker, samples: Sequence[Sample], clean: EvalResult |
     for name in names:
         preds = predict(model, samples, protocol, detector, name, seed, batch, progress)
         for points, c in cleans.items():
-            r = score(preds, samples, model.scheme, points, c.threshold)
-            c.robustness[name] = {"nme": r.nme, "fr": r.fr, "auc": r.auc, "missed": r.missed, "n": r.n,
-                                  "d_nme": r.nme - c.nme, "d_fr": r.fr - c.fr, "seed": seed}
+            c.robustness[name] = robustness_entry(score(preds, samples, model.scheme, points, c.threshold),
+                                                  c.nme, c.fr, seed)
+
+
+def robustness_entry(perturbed: EvalResult, clean_nme: float, clean_fr: float, seed: int) -> dict[str, float]:
+    """The stored form of one perturbation's result: its NME/FR/AUC and the change against clean."""
+    r = perturbed
+    return {"nme": r.nme, "fr": r.fr, "auc": r.auc, "missed": r.missed, "n": r.n,
+            "d_nme": r.nme - clean_nme, "d_fr": r.fr - clean_fr, "seed": seed}
 
 
 def load_landmarker(name: str, backend: str = "torch", path: str | Path | None = None) -> Landmarker:

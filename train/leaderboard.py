@@ -31,7 +31,7 @@ from zoo.schemes import get_scheme
 
 from . import report
 from .datasets import read_dataset
-from .evaluate import load_landmarker, predict, score, scoring_scheme
+from .evaluate import load_landmarker, predict, robustness_entry, score, scoring_scheme
 from .perturb import PERTURBATIONS
 from .protocols import CachedDetector, EvalProtocol, boxes_from
 
@@ -124,11 +124,11 @@ def run_one(model: Any, samples: Sequence[Any], data: Path, dataset: str, protoc
     for pert in todo:
         noisy = predict(model, samples, protocol, detector, pert, seed, progress=progress)
         for c in cols:
-            r, d = score(noisy, samples, model.scheme, c.points), docs[c.key]
-            d["robustness"][pert] = {"nme": r.nme, "fr": r.fr, "auc": r.auc, "missed": r.missed, "n": r.n,
-                                     "d_nme": r.nme - d["nme"], "d_fr": r.fr - d["fr"], "seed": seed}
-            log.info("%s %s %s %s: NME %.3f%% (%+.3f)", name, c.key, protocol.key, pert, r.nme * 100,
-                     (r.nme - d["nme"]) * 100)
+            d = docs[c.key]
+            e = d["robustness"][pert] = robustness_entry(score(noisy, samples, model.scheme, c.points),
+                                                         d["nme"], d["fr"], seed)
+            log.info("%s %s %s %s: NME %.3f%% (%+.3f)", name, c.key, protocol.key, pert, e["nme"] * 100,
+                     e["d_nme"] * 100)
         _save(docs, paths, data, cols, protocol, seed, backend)
     return list(paths.values())
 
