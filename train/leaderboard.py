@@ -190,6 +190,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--models", nargs="*", help="default: the published zoo entries and the available peers")
     p.add_argument("--pfld", type=Path, help="PFLD-GhostOne .onnx (default: $ZOO_HOME/pfld_ghostone/)")
     p.add_argument("--detector", default="faceboxes_v2", help="detector of the detector protocol")
+    p.add_argument("--protocols", nargs="+", choices=["gt", "detector"], default=["gt", "detector"],
+                   help="protocols to run and show")
     p.add_argument("--robustness", nargs="*", default=list(PERTURBATIONS), help="perturbations (none: skip)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--backend", choices=["torch", "onnx"], default="onnx", help="for zoo entries")
@@ -215,7 +217,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     a = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     command = shlex.join(["python", "-m", "train.leaderboard", *argv])
-    protocols = ["gt", EvalProtocol("detector", a.detector).key]
+    protocols = [EvalProtocol() if p == "gt" else EvalProtocol("detector", a.detector) for p in a.protocols]
+    protocols = [p.key for p in protocols]
     results = a.out / "results"
     from zoo.registry import ZooError
 
@@ -234,7 +237,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             # Clean results first (the main table), then robustness.
             plan = [(n, d, p, ()) for p in protocols for n in names for d in datasets]
-            plan += [(n, d, "gt", tuple(a.robustness)) for n in names for d in datasets if a.robustness]
+            plan += [(n, d, "gt", tuple(a.robustness)) for n in names for d in datasets
+                     if a.robustness and "gt" in protocols]
             models: dict[str, Any] = {}
             done: set[tuple[str, str, str]] = set()     # --rerun evaluates each clean result once
             for name, (dataset, root, samples), pkey, robust in tqdm(plan, desc="leaderboard", disable=a.no_progress):

@@ -172,7 +172,7 @@ def plots(docs: Sequence[dict], out: Path) -> list[Path]:
         for protocol in dict.fromkeys(d["protocol"] for d in docs if d["column"] == c.key):
             rows = [d for d in docs if d["column"] == c.key and d["protocol"] == protocol and d.get("errors")]
             if rows:
-                curves = {label: np.array([np.nan if e is None else e for e in next(
+                curves = {label.strip("`"): np.array([np.nan if e is None else e for e in next(
                     d for d in rows if d["model"] == m)["errors"]], float) for m, label in _rows(rows)}
                 written.append(plot_ced(curves, out / f"ced_{c.key}_{protocol}.png",
                                         title=f"{c.title}, {protocol_title(protocol)}: CED (n={rows[0]['n']})"))
@@ -180,14 +180,14 @@ def plots(docs: Sequence[dict], out: Path) -> list[Path]:
         with_regions = [d for d in gt if d.get("regions")]
         if with_regions:
             regions = list(dict.fromkeys(k for d in with_regions for k in d["regions"]))
-            series = {label: [100 * next(d for d in with_regions if d["model"] == m)["regions"].get(r, np.nan)
+            series = {label.strip("`"): [100 * next(d for d in with_regions if d["model"] == m)["regions"].get(r, np.nan)
                               for r in regions] for m, label in _rows(with_regions)}
             written.append(grouped_bars(regions, series, out / f"regions_{c.key}.png",
                                         f"{c.title}: NME per face region (GT crop)", "NME %"))
         with_rob = [d for d in gt if d.get("robustness")]
         if with_rob:
             names = list(dict.fromkeys(k for d in with_rob for k in d["robustness"]))
-            series = {label: [100 * next(d for d in with_rob if d["model"] == m)["robustness"].get(
+            series = {label.strip("`"): [100 * next(d for d in with_rob if d["model"] == m)["robustness"].get(
                 k, {"d_nme": np.nan})["d_nme"] for k in names] for m, label in _rows(with_rob)}
             written.append(grouped_bars(names, series, out / f"robustness_{c.key}.png",
                                         f"{c.title}: NME change under perturbation (GT crop)", "NME change (points)"))
