@@ -42,7 +42,8 @@ def stored(tmp_path: Path) -> Path:
             _doc("peer", "wflw_test", "gt", 0.0555, kind="peer")]
     for d in docs:
         (results / f"{d['model']}__{d['column']}__{d['protocol']}.json").write_text(json.dumps(d))
-    (results / "bench.json").write_text(json.dumps({"hardware": "test CPU", "repeats": 3, "command": "python -m zoo bench m1",
+    (results / "bench.json").write_text(json.dumps({"hardware": "test CPU", "repeats": 3, "faces": 1, "detector": "haar",
+                                                    "command": "python -m zoo bench m1",
                                                     "results": [{"name": "m1", "backend": "torch", "per_face": 40.0},
                                                                 {"name": "m1", "backend": "onnx", "per_face": 19.5}]}))
     return out

@@ -204,8 +204,11 @@ def leaderboard_markdown(docs: Sequence[dict], protocols: Sequence[str], bench: 
            "is left out of NME.", "",
            main_table(docs, protocols, bench), ""]
     if bench:
-        out += [f"ms/face: median preprocess + model + decode per face, fastest backend, from `{bench.get('command', 'python -m zoo bench --json')}` "
-                f"({bench.get('hardware', '')}; {bench.get('repeats', '?')} repeats). Params: the model's parameters.", ""]
+        from zoo.bench import format_table
+
+        out += [f"ms/face: median preprocess + model + decode per face, fastest backend, from "
+                f"`{bench.get('command', 'python -m zoo bench --json')}` (one run on a shared, loaded machine). "
+                "Params: the model's parameters. Its stages (ms):", "", format_table(bench), ""]
     imgs = {p.name: p for p in images}
     for c in COLUMNS:
         if not any(d["column"] == c.key for d in docs):
