@@ -131,3 +131,20 @@ def test_cli_train_evaluate_publish_on_real_faces(tmp_path, monkeypatch):
     card = (tmp_path / "bundle" / "pipnet_mbv2_300w" / "README.md").read_text()
     assert card.startswith("---") and "model-index" in card
     monkeypatch.setattr(zoo.registry, "_ENTRIES", None)
+
+
+def test_ablation_table_reads_what_each_run_measured(tmp_path):
+    from train.publish import ablation_markdown
+
+    runs = []
+    for arm, fa, fs, nme in (("none", 0.0, 0.0, 0.051), ("both", 1.0, 1.0, 0.047)):
+        final = tmp_path / arm / "final"
+        final.mkdir(parents=True)
+        recipe = {"teacher": None if arm == "none" else "pipnet_r18_300w", "fa_weight": fa, "fs_weight": fs}
+        (final / "config.json").write_text(json.dumps({"recipe": recipe, "training": {"wall_time_s": 600.0}}))
+        (final / "metrics.json").write_text(json.dumps({"nme": nme, "fr": 0.01, "auc": 0.5}))
+        (final / "train_command.txt").write_text(f"python -m train mobilefan_300w --out runs/{arm}\n")
+        runs.append(final)
+    table = ablation_markdown(runs)
+    assert "| none | - | 0 | 0 | 5.10 | 1.00 | 0.500 | 10 | `python -m train mobilefan_300w --out runs/none` |" in table
+    assert "| both | pipnet_r18_300w | 1.0 | 1.0 | 4.70 |" in table

@@ -31,7 +31,27 @@ def card_body(config: dict, metrics32: dict, metrics16: dict) -> str:
         f"(change {100 * abs(metrics16['nme'] - metrics32['nme']):.4f} points).", ""])
 
 
-def publish(name: str, run: Path, data: Path, split: str | None = None, limit: int | None = None) -> dict:
+def ablation_markdown(runs: list[Path]) -> str:
+    """A card section comparing training runs (e.g. distillation arms) from what each run measured itself:
+    its config.json (recipe) and metrics.json (written by train.evaluate when the run finished)."""
+    rows = ["## Ablation", "", "Same data, schedule and seed; each row is one run of `python -m train`, evaluated "
+            "by `train.evaluate` on the test split when it finished.", "",
+            "| run | teacher | feature-aligned | feature-similarity | NME % | FR % | AUC | wall min | command |",
+            "|---|---|---|---|---|---|---|---|---|"]
+    for run in runs:
+        cfg = json.loads((run / "config.json").read_text())
+        m = json.loads((run / "metrics.json").read_text())
+        r, t = cfg["recipe"], cfg["training"]
+        teacher = r.get("teacher") if (r.get("fa_weight") or r.get("fs_weight")) else None
+        cmd = (run / "train_command.txt").read_text().strip() if (run / "train_command.txt").exists() else ""
+        rows.append(f"| {run.parent.name} | {teacher or '-'} | {r.get('fa_weight') if teacher else 0} | "
+                    f"{r.get('fs_weight') if teacher else 0} | {100 * m['nme']:.2f} | {100 * m['fr']:.2f} | "
+                    f"{m['auc']:.3f} | {t['wall_time_s'] / 60:.0f} | `{cmd}` |")
+    return "\n".join(rows) + "\n"
+
+
+def publish(name: str, run: Path, data: Path, split: str | None = None, limit: int | None = None,
+            ablation: list[Path] | None = None) -> dict:
     entry = registry.get(name)
     config, state = load_folder(run)
     if config.get("name") != name:
@@ -50,7 +70,8 @@ def publish(name: str, run: Path, data: Path, split: str | None = None, limit: i
     metrics = {k: m16[k] for k in ("nme", "fr", "auc", "n", "split", "dataset", "command") if k in m16}
     metrics["nme_fp32"] = m32["nme"]
     registry.update_entry(name, metrics=metrics)
-    (dest / "README.md").write_text(render_card(config, metrics, card_body(config, m32, m16)))
+    body = card_body(config, m32, m16) + ("\n" + ablation_markdown(ablation) if ablation else "")
+    (dest / "README.md").write_text(render_card(config, metrics, body))
     (dest / "metrics.json").write_text(json.dumps({"fp16": m16, "fp32": m32}, indent=1))
     log.info("published %s: sha256 %s, NME %.3f%% (fp32 %.3f%%)", name, sha, 100 * m16["nme"], 100 * m32["nme"])
     return metrics
@@ -63,9 +84,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--data", type=Path, required=True)
     p.add_argument("--split")
     p.add_argument("--limit", type=int)
+    p.add_argument("--ablation", type=Path, nargs="+", help="final folders of comparable runs: a table on the card")
     a = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s")
-    print(json.dumps(publish(a.name, a.run, a.data, a.split, a.limit), indent=1))
+    print(json.dumps(publish(a.name, a.run, a.data, a.split, a.limit, a.ablation), indent=1))
     return 0
 
 
