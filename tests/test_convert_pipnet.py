@@ -264,8 +264,7 @@ def test_every_layout_maps(backbone, dataset):
     with torch.device("meta"):                                  # shapes only: no weights are made
         model = build_model("pipnet", POINTS[dataset], **entry.arch_args)
     expected = {k: v for k, v in model.state_dict().items() if k not in OUR_BUFFERS}
-    theirs = authors_state_dict(backbone, POINTS[dataset]) if backbone in _TRUNKS else _meta_layout(backbone, dataset)
-    mapped = map_state_dict(theirs, expected, Path("epoch59.pth"), entry)
+    mapped = map_state_dict(_meta_layout(backbone, dataset), expected, Path("epoch59.pth"), entry)
     assert set(mapped) == set(expected)
     assert all(mapped[k].shape == expected[k].shape for k in expected)
 
@@ -402,3 +401,12 @@ def test_registry_labels_paper_figures_and_releases():
         assert e.paper.get("source", "").startswith("Jin et al., PIPNet")
         assert any(isinstance(v, float) for v in e.paper.values())
         assert not e.metrics.get("source")                      # the paper's figures never sit in our metrics
+
+
+def test_faceboxes_conversion_still_works(zoo_home, capsys):
+    weights = REFERENCE.parents[1] / "weights" / "faceboxes" / "FaceBoxesV2.pth"
+    if not weights.is_file():
+        pytest.skip(f"{weights} is not here")
+    assert zoo_main(["convert", "faceboxes_v2", "--from", str(weights)]) == 0, capsys.readouterr().err
+    dst = zoo_home / "faceboxes_v2" / "model.safetensors"
+    assert zoo.hub.sha256_file(dst) == zoo.card("faceboxes_v2").hub.sha256
