@@ -19,7 +19,9 @@ from .schemes import get_scheme
 __all__ = ["load", "load_folder", "from_pretrained", "list_models", "card", "push", "Landmarker", "Face",
            "ZooError", "load_image", "get_scheme"]
 __version__ = "0.1.0"
-logging.getLogger(__name__).addHandler(logging.NullHandler())
+log = logging.getLogger(__name__)
+log.addHandler(logging.NullHandler())
+BACKENDS = ("onnx", "onnx-int8")    # besides "torch"
 
 
 def card(name: str) -> Entry:
@@ -27,7 +29,8 @@ def card(name: str) -> Entry:
     return get(name)
 
 
-def _build(entry: Entry, state: dict, backend: str, detector: Any, weights: Path) -> Landmarker:
+def _build(entry: Entry, state: dict, backend: str, detector: Any, weights: Path, int8_guard: bool = True
+           ) -> Landmarker:
     from .nets import build_model
 
     model = build_model(entry.arch, get_scheme(entry.scheme).num_points, **dict(entry.arch_args))
@@ -37,23 +40,43 @@ def _build(entry: Entry, state: dict, backend: str, detector: Any, weights: Path
         raise ZooError(f"weights of {entry.name} do not match {entry.arch}: missing {missing[:4]}, "
                        f"unexpected {unexpected[:4]}")
     model.eval()
+    if detector == "auto":
+        from .detectors import best_detector
+        detector = best_detector()
     if backend == "torch":
         return Landmarker(model, entry, detector)
-    if backend == "onnx":
+    if backend in BACKENDS:
         from .hub import local_dir, sha256_file
-        from .onnx_backend import OnnxRunner, export_onnx
+        from .onnx_backend import OnnxRunner, export_onnx, int8_graph, int8_refusal
 
         # Keyed by the weights' hash: new weights never run with a stale exported graph.
         path = local_dir() / entry.name / f"model-{sha256_file(weights)[:16]}.onnx"
         if not path.exists():
             export_onnx(model, path, entry.preprocess.input_size)
-        return Landmarker(model, entry, detector, runner=OnnxRunner(path))
-    raise ZooError(f"backend must be 'torch' or 'onnx', not {backend!r}")
+        name = "onnx"
+        if backend == "onnx-int8":
+            why = int8_refusal(entry) if int8_guard else None
+            int8 = None if why else int8_graph(entry, path)
+            if int8 is None:
+                why = why or (f"no training faces to calibrate on (looked for {entry.dataset} training folders "
+                              "in $ZOO_CALIB_DATA and ../shared/data beside the checkout)")
+                log.warning("%s: running the fp32 ONNX graph, not int8: %s", entry.name, why)
+            else:
+                path, name = int8, "onnx-int8"
+        lm = Landmarker(model, entry, detector, runner=OnnxRunner(path))
+        lm.backend = name
+        return lm
+    raise ZooError(f"backend must be one of {['torch', *BACKENDS]}, not {backend!r}")
 
 
-def load(name: str, backend: str = "torch", detector: Any = "haar") -> Landmarker:
+def load(name: str, backend: str = "torch", detector: Any = "auto", int8_guard: bool = True) -> Landmarker:
     """A ready Landmarker for a registry entry (weights: HF cache/Hub at the pinned revision, then the
-    copy bundled in this package, then ~/.cache/facezoo; sha256-checked)."""
+    copy bundled in this package, then ~/.cache/facezoo; sha256-checked).
+
+    backend: "torch", "onnx" (fp32 onnxruntime) or "onnx-int8" (static int8; refused, with a warning, for an
+    entry whose measured int8 NME is more than 0.05 points worse, unless int8_guard=False, as when measuring
+    it). detector: "auto" (the best detector on this machine: YuNet, FaceBoxesV2, then Haar; logged), a
+    detector name to pin one, a detector object, or None (boxes must be given)."""
     from safetensors.torch import load_file
 
     from .hub import resolve_weights
@@ -62,10 +85,10 @@ def load(name: str, backend: str = "torch", detector: Any = "haar") -> Landmarke
     if entry.kind != "landmarker":
         raise ZooError(f"{name!r} is a {entry.kind}; load it with zoo.detectors.load_detector")
     path = resolve_weights(entry)
-    return _build(entry, load_file(str(path)), backend, detector, path)
+    return _build(entry, load_file(str(path)), backend, detector, path, int8_guard)
 
 
-def load_folder(folder: str | Path, backend: str = "torch", detector: Any = "haar") -> Landmarker:
+def load_folder(folder: str | Path, backend: str = "torch", detector: Any = "auto") -> Landmarker:
     """A Landmarker from a Hub-style folder (config.json + model.safetensors), e.g. a training output."""
     from .hub import load_folder as read_folder
 
@@ -75,7 +98,7 @@ def load_folder(folder: str | Path, backend: str = "torch", detector: Any = "haa
 
 
 def from_pretrained(repo_id: str, revision: str | None = None, token: str | None = None,
-                    backend: str = "torch", detector: Any = "haar") -> Landmarker:
+                    backend: str = "torch", detector: Any = "auto") -> Landmarker:
     """A Landmarker from any Hub repo that `zoo push` wrote."""
     from .hub import snapshot
 

@@ -1,4 +1,5 @@
-"""python -m zoo list | info NAME | predict NAME IMAGE... | export NAME --onnx | bench NAME... | push | convert"""
+"""python -m zoo list | info NAME | predict NAME IMAGE... | export NAME [--onnx PATH] [--int8] | bench NAME... |
+annotate INPUT --model NAME --out DIR | push | convert"""
 from __future__ import annotations
 
 import argparse
@@ -74,9 +75,47 @@ def cmd_export(a) -> int:
     dst = a.onnx if a.onnx is not None else local_dir() / a.name / f"{a.name}.onnx"
     if dst.is_dir():
         raise ZooError(f"--onnx {dst} is a folder: give a file path, e.g. {dst / (a.name + '.onnx')}")
-    info = zoo.load(a.name).export_onnx(dst)
+    if a.int8:
+        return export_int8(a.name, a.onnx)
+    info = zoo.load(a.name, detector=None).export_onnx(dst)
     print(json.dumps(info, indent=1))
     print(f"wrote {dst}", file=sys.stderr)
+    return 0
+
+
+def export_int8(name: str, dst: Path | None) -> int:
+    """The static int8 graph (zoo.onnx_backend), made in the zoo cache; copied to `dst` when given."""
+    import shutil
+
+    import zoo
+    from .onnx_backend import int8_refusal
+
+    lm = zoo.load(name, backend="onnx-int8", detector=None, int8_guard=False)
+    if lm.backend != "onnx-int8":
+        raise ZooError(f"no int8 graph for {name}: no training faces to calibrate on (set $ZOO_CALIB_DATA to "
+                       "the dataset's root, e.g. ../shared/data/300w)")
+    src = lm.runner.path
+    if dst is not None:
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(src, dst)
+    note = json.loads(src.with_suffix(".json").read_text()) if src.with_suffix(".json").exists() else {}
+    why = int8_refusal(registry.get(name))
+    print(json.dumps({"path": str(dst or src), "bytes": src.stat().st_size, **note,
+                      "zoo.load uses it": why is None, "refused because": why}, indent=1))
+    print(f"wrote {dst or src}", file=sys.stderr)
+    return 0
+
+
+def cmd_annotate(a) -> int:
+    import zoo
+    from .annotate import annotate
+
+    lm = zoo.load(a.model, backend=a.backend, detector=a.detector)
+    rep = annotate(a.input, lm, a.out, images=a.images, track=not a.no_track, progress=not a.no_progress)
+    print(f"{a.out}: annotated {rep.done}, skipped {rep.skipped} (done before), {rep.faces} face(s); "
+          f"{len(rep.failed)} unreadable (listed in {Path(a.out) / 'report.json'})")
+    for f in rep.failed:
+        print(f"  {f['file']}: {f['error']}", file=sys.stderr)
     return 0
 
 
@@ -128,6 +167,11 @@ def cmd_convert(a) -> int:
         return 0
     if a.meanface:
         raise ZooError(f"--meanface is for PIPNet entries; {e.name} is a {e.arch}")
+    if e.arch == "yunet":    # an ONNX file used as it is: checked against the pin and copied where zoo looks
+        from .detectors import place_file
+
+        print(f"{place_file(e.name, a.src)}\nsha256 {e.hub.sha256}")
+        return 0
     dst = Path(a.out) if a.out else local_dir() / e.name / e.hub.filename
     dst.parent.mkdir(parents=True, exist_ok=True)
     info = convert_checkpoint(Path(a.src), dst)
@@ -158,13 +202,15 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("images", nargs="+", type=Path)
     s.add_argument("--out", help="annotated PNG (numbered when several images)")
     s.add_argument("--json", action="store_true", help="print faces as JSON")
-    s.add_argument("--backend", default="torch", choices=["torch", "onnx"])
-    s.add_argument("--detector", default="haar")
+    s.add_argument("--backend", default="torch", choices=["torch", "onnx", "onnx-int8"])
+    s.add_argument("--detector", default="auto", help="auto (best on this machine: yunet, faceboxes_v2, haar) or a name")
     s.set_defaults(fn=cmd_predict)
     s = sub.add_parser("export", help="export to ONNX and check against torch")
     s.add_argument("name")
     s.add_argument("--onnx", type=Path, metavar="PATH",
                    help="output file (default: the zoo cache, ~/.cache/facezoo/NAME/NAME.onnx; the path is printed)")
+    s.add_argument("--int8", action="store_true", help="the static int8 graph (QDQ, per-channel, U8S8) calibrated "
+                                                       "on training crops (default path: the zoo cache)")
     s.set_defaults(fn=cmd_export)
     s = sub.add_parser("bench", help="median latency per stage and per face")
     s.add_argument("names", nargs="+", help="zoo entries and/or peers (dlib, dlib_givenbox, pfld_ghostone); "
@@ -180,6 +226,16 @@ def parser() -> argparse.ArgumentParser:
                         "PFLD_GhostOne_112_1_opt_sim.onnx (default: under $ZOO_HOME)")
     s.add_argument("--json", help="also write the results here")
     s.set_defaults(fn=cmd_bench)
+    s = sub.add_parser("annotate", help="landmarks for a folder of images or a video: JSON per image, CSV, report")
+    s.add_argument("input", type=Path, help="a folder of images (searched recursively), an image or a video file")
+    s.add_argument("--model", required=True)
+    s.add_argument("--out", required=True, type=Path, help="output folder (a second run resumes: done files skipped)")
+    s.add_argument("--backend", default="torch", choices=["torch", "onnx", "onnx-int8"])
+    s.add_argument("--detector", default="auto")
+    s.add_argument("--images", action="store_true", help="also write annotated PNGs under OUT/images")
+    s.add_argument("--no-track", action="store_true", help="video: detect in every frame instead of tracking")
+    s.add_argument("--no-progress", action="store_true")
+    s.set_defaults(fn=cmd_annotate)
     s = sub.add_parser("push", help="publish a Hub-ready folder")
     s.add_argument("folder", type=Path)
     s.add_argument("repo_id")

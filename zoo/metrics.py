@@ -104,3 +104,31 @@ def plot_ced(curves: dict[str, np.ndarray], path: str | Path, threshold: float =
     fig.tight_layout()
     fig.savefig(path, format="png")
     return path
+
+
+def video_jitter(pred: np.ndarray, truth: np.ndarray, scheme: Scheme) -> float:
+    """Frame-to-frame landmark noise on a clip, as a fraction of the normaliser: the RMS over frames and points
+    of the change of the error from one frame to the next, |(p_t - g_t) - (p_t-1 - g_t-1)| / norm_t. Motion
+    the truth has too is not noise. pred, truth: (T, N, 2) pixels of one face."""
+    pred, truth = np.asarray(pred, np.float64), np.asarray(truth, np.float64)
+    err = pred - truth
+    step = np.linalg.norm(np.diff(err, axis=0), axis=-1) / scheme.norm_distance(truth[1:])[:, None]
+    return float(np.sqrt(np.nanmean(step ** 2)))
+
+
+def video_lag(pred: np.ndarray, truth: np.ndarray, max_frames: float = 5.0, step: float = 0.05) -> float:
+    """How many frames (fractional) the predictions trail the truth: the delay d that minimises the mean
+    distance between pred_t and the truth at t - d (linearly interpolated). Meaningful on moving clips."""
+    pred, truth = np.asarray(pred, np.float64), np.asarray(truth, np.float64)
+    t = np.arange(len(truth))
+    start = int(np.ceil(max_frames))
+    best, best_d = np.inf, 0.0
+    for d in np.arange(0.0, max_frames + 1e-9, step):
+        src = t[start:] - d
+        i0 = np.floor(src).astype(int)
+        w = (src - i0)[:, None, None]
+        shifted = truth[i0] * (1 - w) + truth[np.minimum(i0 + 1, len(truth) - 1)] * w
+        cost = float(np.nanmean(np.linalg.norm(pred[start:] - shifted, axis=-1)))
+        if cost < best:
+            best, best_d = cost, float(d)
+    return round(best_d, 2)

@@ -1,0 +1,84 @@
+"""Detectors of the fast path: YuNet (cv2.FaceDetectorYN, a sha256-pinned file placed under $ZOO_HOME), Haar's
+speed/false-positive settings, and the default detector (the best one whose weights are on the machine)."""
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import zoo
+from zoo import crop, detectors
+from zoo.__main__ import main as zoo_main
+from zoo.pts import read_pts
+
+SHARED = Path(__file__).resolve().parents[2] / "shared"
+YUNET = SHARED / "weights" / "yunet" / "yunet_n_320_320.onnx"
+PHOTO = SHARED / "data" / "300w" / "lfpw" / "testset" / "image_0001.jpg"
+needs_yunet = pytest.mark.skipif(not YUNET.is_file(), reason="../shared/weights/yunet not present")
+needs_photo = pytest.mark.skipif(not PHOTO.is_file(), reason="../shared/data/300w not present")
+
+
+@needs_yunet
+@needs_photo
+def test_yunet_placed_by_convert_finds_the_face_and_is_the_default(zoo_home, capsys):
+    assert not detectors.available("yunet")            # nothing under the empty ZOO_HOME yet
+    assert zoo_main(["convert", "yunet", "--from", str(YUNET)]) == 0
+    placed = zoo_home / "yunet" / "yunet_n_320_320.onnx"
+    assert placed.is_file() and str(placed) in capsys.readouterr().out
+    assert detectors.available("yunet") and detectors.best_detector() == "yunet"
+
+    det = detectors.load_detector("yunet")
+    img, gt = zoo.load_image(PHOTO), read_pts(PHOTO.with_suffix(".pts"))
+    boxes, scores = det(img)
+    i = crop.match_face(boxes, gt)
+    assert i is not None and scores[i] > 0.8
+    assert det.crop_rule == detectors.crop_rule_of("yunet") and det.crop_rule is not None
+
+    lm = zoo.load("pipnet_mbv2_300w")                  # detector="auto": YuNet, now that it is here
+    faces = lm(img)
+    assert faces and faces[0].detector == "yunet"
+    assert zoo.load("pipnet_mbv2_300w", detector="haar")(img)[0].detector == "haar"   # detector= pins
+
+
+@needs_yunet
+def test_yunet_refuses_a_file_that_is_not_the_pinned_one(zoo_home, tmp_path):
+    bad = tmp_path / "yunet_n_320_320.onnx"
+    bad.write_bytes(YUNET.read_bytes()[:-1] + b"\0")
+    with pytest.raises(zoo.ZooError, match="sha256"):
+        detectors.place_file("yunet", bad)
+    with pytest.raises(zoo.ZooError, match="sha256"):
+        detectors.load_detector("yunet", path=bad)
+    (zoo_home / "yunet").mkdir()
+    (zoo_home / "yunet" / "yunet_n_320_320.onnx").write_bytes(bad.read_bytes())
+    with pytest.raises(zoo.ZooError, match="sha256"):
+        detectors.load_detector("yunet")
+
+
+def test_default_falls_back_to_haar_without_weights(zoo_home, monkeypatch, tmp_path):
+    with pytest.raises(zoo.ZooError, match="unknown detector 'nope'.*yunet"):
+        zoo.load("pipnet_mbv2_300w", detector="nope")                # at load, listing the detectors
+    monkeypatch.setattr(zoo.hub, "BUNDLED_DIR", tmp_path / "no_bundle")
+    assert detectors.best_detector() == "haar"
+
+
+@needs_photo
+def test_haar_settings_downscale_min_face_and_score():
+    img = zoo.load_image(PHOTO)
+    gt = read_pts(PHOTO.with_suffix(".pts"))
+    full = detectors.load_detector("haar", max_side=4000, min_face=0.05, min_score=0.0)
+    small = detectors.load_detector("haar", max_side=256, min_face=0.05, min_score=0.0)
+    b_full, _ = full(img)
+    b_small, _ = small(img)
+    i, j = crop.match_face(b_full, gt), crop.match_face(b_small, gt)
+    assert i is not None and j is not None
+    # boxes found on the downscaled copy come back in the image's pixels
+    assert crop.box_iou(b_full[i], b_small[j]) > 0.7
+    # faces smaller than min_face x the shorter side are never returned; a score above every score drops all
+    side = min(img.shape[:2])
+    face = float(b_full[i][2] - b_full[i][0])
+    big = detectors.load_detector("haar", max_side=4000, min_face=1.2 * face / side)(img)[0]
+    assert all(b[2] - b[0] >= int(1.2 * face) - 1 for b in big)
+    assert len(detectors.load_detector("haar", min_score=1.01)(img)[0]) == 0
+    # the registry's own settings are the measured ones
+    d = detectors.load_detector("haar")
+    args = zoo.card("haar").arch_args
+    assert (d.max_side, d.min_face, d.min_score) == (args["max_side"], args["min_face"], args["min_score"])
