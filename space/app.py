@@ -52,13 +52,15 @@ CSS = """
 #leaderboard table { font-size: 15px; }
 #leaderboard th { white-space: normal !important; }
 #run { font-size: 1.1em; }
+.heading p { margin: 0.1em 0 0 0; }
 @media (max-width: 720px) {
+  #panel, #panel .image-container, #panel .upload-container { height: auto !important; }
   #leaderboard table { font-size: 14px; }
   .gradio-container { padding: 6px !important; }
 }
 """
 
-LEADER_HEADERS = {"model": "Model", "points": "Points", "params_m": "Params (M)", "size_mb": "Size (MB)",
+LEADER_HEADERS = {"model": "Model", "params_m": "Params (M)", "size_mb": "Size (MB)",
                   "benchmark_nme_pct": "Benchmark NME %", "your_nme_pct": "NME % on your photos",
                   "model_ms": "Model ms (median)", "spread": "Fastest–slowest ms", "detect_ms": "Detection ms",
                   "fps": "FPS (with detection)"}
@@ -168,7 +170,7 @@ def leaderboard_frame(rows: list[dict[str, Any]]) -> pd.io.formats.style.Styler 
     data = []
     for r in rows:
         spread = (f"{r['model_ms_min']:.1f}–{r['model_ms_max']:.1f}" if r.get("model_ms_min") is not None else None)
-        data.append({"model": r["model"], "points": r["points"], "params_m": r["params_m"], "size_mb": r["size_mb"],
+        data.append({"model": r["model"], "params_m": r["params_m"], "size_mb": r["size_mb"],
                      "benchmark_nme_pct": r["benchmark_nme_pct"], "your_nme_pct": r["your_nme_pct"],
                      "model_ms": _fmt(r["model_ms"], 1), "spread": spread,
                      "detect_ms": _fmt(r["detect_ms"], 1) if r.get("detector") != "own" else _fmt(r["detect_ms"], 1),
@@ -308,18 +310,18 @@ class Handlers:
         n_faces = sum(len(r.boxes) for r in report.results)
         det = ("none (whole image)" if report.whole_image else
                f"{report.detector} (score ≥ {report.score_threshold:.2f}, at most {report.max_faces} faces)")
-        lines = [f"✅ **{len(report.models)} model(s) · {len(report.results)} photo(s) · {n_faces} face(s)** · "
+        lines = [f"✔ **{len(report.models)} model(s) · {len(report.results)} photo(s) · {n_faces} face(s)** · "
                  f"detector: {det} · backend: {report.backend}"]
         own = [m for m in report.models if any(m in r.runs and r.runs[m].own_detector for r in report.results)]
         if own:
             lines.append(f"{', '.join(own)} found faces with its own detector (its time includes that).")
-        lines.append(f"Timing: {report.timing_note()} Hardware: {self.hw_line}.")
+        lines.append(f"Timing: {report.timing_note()}")
         if precomputed:
-            lines.append("Result of an example, computed once and kept: press Compare with your own photo.")
-        if report.load_ms:
+            lines.append("An example's result, computed once and kept.")
+        if report.load_ms and not precomputed:
             lines.append("Loaded now (not timed): " + ", ".join(f"{m} {ms / 1000:.1f} s"
                                                                 for m, ms in report.load_ms.items()))
-        lines += [f"⚠️ {w}" for w in report.warnings]
+        lines += [f"⚠ {w}" for w in report.warnings]
         return "\n\n".join(lines)
 
     @_guard
@@ -338,7 +340,7 @@ class Handlers:
             return self._compare(image, more_images, ground_truth, models, detector, backend, whole_image,
                                  score_threshold, max_faces, repeats, progress)
         except Exception as e:  # noqa: BLE001 - shown inline: the visitor reads it next to the button
-            return self.cleared(f"❌ **Cannot compare:** {_message(e, 'compare_ui')}", models)
+            return self.cleared(f"✖ **Cannot compare:** {_message(e, 'compare_ui')}", models)
 
     def cleared(self, status: str, models=None) -> tuple:
         """Every output emptied (no stale result stays on the page) and `status` shown."""
@@ -346,23 +348,29 @@ class Handlers:
         return (None, status, None, leaderboard_frame([]), None, None, "", pd.DataFrame(), [], None, cards)
 
     def running(self) -> tuple:
-        return self.cleared("⏳ Comparing… (models load on first use; each is timed several times)")
+        return self.cleared("Comparing… (models load on first use; each is timed several times)")
 
     def stale(self) -> tuple:
         return self.cleared("Inputs changed: press **Compare** for a new result.")
 
-    def check_upload(self, image) -> tuple:
-        """On upload: decode the photo now, so a bad file is reported before anyone presses Compare."""
-        files = _payload_list(image) if isinstance(image, dict) else ([(Path(image), Path(image).name)] if image else [])
+    def check_upload(self, image, ground_truth=None) -> tuple:
+        """On upload: decode the photo now, so a bad file is reported before anyone presses Compare; ground
+        truth named for another photo (an example's) is dropped."""
+        files = _payload_list(image)
+        gts = _payload_list(ground_truth)
+        if files:
+            stem = Path(files[0][1]).stem
+            gts = [(p, n) for p, n in gts if Path(n).stem == stem]
+        kept = [str(p) for p, _ in gts] or None
         if not files:
-            return self.stale()
+            return (kept, *self.stale())
         try:
             inp = compare.read_image(*files[0])
         except Exception as e:  # noqa: BLE001 - a message for the visitor
-            return self.cleared(f"❌ {_message(e, 'check_upload')}")
+            return (kept, *self.cleared(f"✖ {_message(e, 'check_upload')}"))
         w, h = inp.original_size
         note = f" (processed at {inp.image.shape[1]}×{inp.image.shape[0]})" if inp.scale < 1 else ""
-        return self.cleared(f"📷 {inp.name}: {w}×{h} px{note}. Press **Compare**.")
+        return (kept, *self.cleared(f"{inp.name}: {w}×{h} px{note}. Press **Compare**."))
 
     def check_ground_truth(self, files) -> str:
         msgs = []
@@ -371,7 +379,7 @@ class Handlers:
                 faces = compare.read_ground_truth(p, name)
                 msgs.append(f"{name}: {len(faces)} face(s), {len(faces[0])} points")
             except Exception as e:  # noqa: BLE001
-                msgs.append(f"❌ {_message(e, 'check_ground_truth')}")
+                msgs.append(f"✖ {_message(e, 'check_ground_truth')}")
         return ("Ground truth: " + "; ".join(msgs) + ". Press **Compare**.") if msgs else \
             "Inputs changed: press **Compare** for a new result."
 
@@ -406,7 +414,7 @@ class Handlers:
             out = self._compare(row[0], None, row[1], self.default_models, self.dets_here[0], "torch", row[2], 0.0,
                                 DEFAULT_MAX_FACES, compare.REPEATS, lambda *a, **k: None)
         except Exception as e:  # noqa: BLE001
-            return (gr.update(), gr.update(), *self.cleared(f"❌ {_message(e, 'initial')}"))
+            return (gr.update(), gr.update(), *self.cleared(f"✖ {_message(e, 'initial')}"))
         return (row[0], row[1], *out)
 
     # ---------------------------------------------------------------- live
@@ -454,7 +462,7 @@ def build_demo(cache=None, detectors=None, precompute: bool | None = None) -> gr
         intro += ("\n\n**No model weights were found on this machine.** Bundle them in `zoo/weights/<name>/`, put "
                   "them in `$ZOO_HOME/<name>/`, or publish the registry entries.")
     elif any(not _published(m) for m in models_here):
-        intro += ("\n\n⚠️ Some models run local, unpublished weights (see their cards): their output may be "
+        intro += ("\n\n⚠ Some models run local, unpublished weights (see their cards): their output may be "
                   "meaningless.")
 
     with gr.Blocks(title=TITLE, analytics_enabled=False, delete_cache=(1800, KEEP_S)) as demo:
@@ -496,15 +504,22 @@ def build_demo(cache=None, detectors=None, precompute: bool | None = None) -> gr
                                        file_types=["image"], elem_id="more_photos")
                         ground_truth.render()
                 with gr.Column(scale=7, min_width=320):
-                    panel = gr.Image(label="All models on one picture (colour = model), a zoom on each face",
-                                     type="filepath", format="png", height=620, elem_id="panel",
+                    gr.Markdown("**All models on one picture** (a colour per model), a zoom on each face below",
+                                elem_classes=["heading"])
+                    panel = gr.Image(label="Comparison", show_label=False, type="filepath", format="png", height=760,
+                                     elem_id="panel", buttons=["download", "fullscreen"])
+            leaderboard = gr.Dataframe(label="Leaderboard (best in green; click a header to sort)",
+                                       interactive=False, elem_id="leaderboard", wrap=True)
+            with gr.Row(equal_height=False):
+                with gr.Column(scale=1, min_width=320):
+                    gr.Markdown("**Speed**: each model's own time per photo; the shared face detection in grey",
+                                elem_classes=["heading"])
+                    chart = gr.Image(label="Speed", show_label=False, type="filepath", format="png", elem_id="chart",
                                      buttons=["download", "fullscreen"])
-                    leaderboard = gr.Dataframe(label="Leaderboard (best in green; click a header to sort)",
-                                               interactive=False, elem_id="leaderboard", wrap=True)
-                    chart = gr.Image(label="Model time per photo (shared face detection in grey)", type="filepath",
-                                     format="png", elem_id="chart", buttons=["download", "fullscreen"])
-            grid = gr.Image(label="Photo × model grid", type="filepath", format="png", elem_id="grid",
-                            buttons=["download", "fullscreen"])
+                with gr.Column(scale=1, min_width=320):
+                    gr.Markdown("**Photo × model**: each model alone on each photo", elem_classes=["heading"])
+                    grid = gr.Image(label="Photo × model grid", show_label=False, type="filepath", format="png",
+                                    elem_id="grid", buttons=["download", "fullscreen"])
             with gr.Accordion("Accuracy details, ground truth vs prediction", open=False):
                 accuracy_md = gr.Markdown()
                 accuracy = gr.Dataframe(label="Accuracy / disagreement", interactive=False, elem_id="accuracy")
@@ -539,7 +554,8 @@ def build_demo(cache=None, detectors=None, precompute: bool | None = None) -> gr
         api_button.click(h.compare_api, inputs, outputs, api_name="compare", preprocess=False)
         if h.examples:
             examples.load_input_event.then(h.compare_ui, inputs, outputs, api_visibility="private", preprocess=False)
-        image.upload(h.check_upload, [image], outputs, api_visibility="private", preprocess=False, queue=False)
+        image.upload(h.check_upload, [image, ground_truth], [ground_truth, *outputs], api_visibility="private",
+                     preprocess=False, queue=False)
         image.clear(h.stale, None, outputs, api_visibility="private", queue=False)
         ground_truth.upload(h.check_ground_truth, [ground_truth], [status], api_visibility="private",
                             preprocess=False, queue=False)

@@ -276,6 +276,7 @@ class Report:
     warnings: list[str] = field(default_factory=list)
     load_ms: dict[str, float] = field(default_factory=dict)
     overlapping: int = 0                         # most other comparisons running at the same time
+    load_avg: float | None = None                # the machine's 1-minute load average when it finished
     info: dict[str, dict[str, Any]] = field(default_factory=dict)   # params, weights size, benchmark
 
     def color(self, m: str) -> tuple[int, int, int]:
@@ -404,11 +405,15 @@ class Report:
         return rows
 
     def timing_note(self) -> str:
-        note = (f"{self.repeats} timed run(s) per model and photo after an untimed warm-up; median shown, "
-                "whiskers from the fastest to the slowest run.")
+        note = (f"median of {self.repeats} timed run(s) per model and photo after a warm-up; whiskers: fastest "
+                "to slowest.")
         if self.overlapping:
-            note += (f" ⚠️ {self.overlapping} other comparison(s) ran on this server at the same time: these "
-                     "timings shared the CPU and are slower than an idle machine's.")
+            note += (f" ⚠ {self.overlapping} other comparison(s) ran here at the same time and shared the CPU: "
+                     "slower than alone.")
+        cpus = int(self.hardware.get("cpus") or 1)
+        if self.load_avg is not None and self.load_avg > cpus:
+            note += (f" ⚠ The machine is busy (load average {self.load_avg:.1f} on {cpus} core(s)): timings are "
+                     "slower and noisier than on an idle machine.")
         return note
 
     # ------------------------------------------------------------------ export
@@ -437,7 +442,8 @@ class Report:
                 "max_faces": self.max_faces, "repeats": self.repeats,
                 "colors": {m: render.hex_color(self.color(m)) for m in self.models},
                 "hardware": self.hardware, "hardware_line": hardware_line(self.hardware),
-                "concurrent_requests": self.overlapping, "timing_note": self.timing_note(),
+                "concurrent_requests": self.overlapping, "load_average": self.load_avg,
+                "timing_note": self.timing_note(),
                 "images": images, "leaderboard": self.leaderboard_rows(), "timings": self.timing_rows(),
                 "accuracy": self.accuracy_rows(), "disagreement": self.disagreement_rows(),
                 "load_ms": {k: round(v, 1) for k, v in self.load_ms.items()}, "warnings": self.warnings,
@@ -452,7 +458,7 @@ class Report:
             out.append(render.Layer(m, run.faces if run else [], self.scheme(m), self.color(m), note))
         return out
 
-    def panels(self, width: int = 960) -> list[tuple[str, np.ndarray]]:
+    def panels(self, width: int = 900) -> list[tuple[str, np.ndarray]]:
         """Per photo: legend + every model overlaid in its colour + a zoom on each face."""
         return [(r.inp.name, render.comparison_panel(r.inp.image, self.layers(r), None if self.whole_image else r.boxes,
                                                      r.inp.name, width)) for r in self.results]
@@ -622,6 +628,10 @@ def run_comparison(images: list[InputImage], models: Sequence[str], detector: st
                         report.warnings.append(f"{inp.gt_name}: ground-truth face {gi} is not near any face "
                                                f"{m} found; no NME for it")
         report.overlapping = overlapping()
+    try:
+        report.load_avg = os.getloadavg()[0]
+    except OSError:                              # not on every platform
+        pass
     progress(1.0, "done")
     return report
 

@@ -70,7 +70,7 @@ def _strip(width: int, height: int, color=(255, 255, 255)) -> Image.Image:
 
 def legend(layers: Sequence[Layer], width: int, title: str = "") -> np.ndarray:
     """A white strip: optional title, then a colour swatch + name (+ note) per model, wrapped to `width`."""
-    size = max(13, min(20, width // 48))
+    size = max(13, min(28, width // 34))
     pad, sw = size // 2, size
     items = [(ly.color, ly.name + (f"  {ly.note}" if ly.note else "")) for ly in layers]
     rows: list[list[tuple[tuple[int, int, int], str, int]]] = [[]]
@@ -167,7 +167,7 @@ def zooms(image: np.ndarray, layers: Sequence[Layer], boxes: np.ndarray, tile: i
         big = np.ascontiguousarray(big).copy()
         for ly in layers:
             _draw_layer(big, ly.faces, ly.scheme, ly.color, s, offset=(x0, y0), radius=2, thickness=1)
-        out.append(label_strip(_pad_to(big, tile, tile), f"face {i + 1}", size=14))
+        out.append(label_strip(_pad_to(big, tile, tile), f"face {i + 1}", size=18))
     return out
 
 
@@ -207,16 +207,28 @@ def wrap_tiles(tiles: Sequence[np.ndarray], width: int, gap: int = 8) -> np.ndar
 
 
 def comparison_panel(image: np.ndarray, layers: Sequence[Layer], boxes: np.ndarray | None, title: str,
-                     width: int = 960) -> np.ndarray:
-    """Legend + overlay of every model + a zoom per face: the picture a visitor shares."""
-    parts = [legend(layers, width, title), overlay(image, layers, boxes, width)]
+                     width: int = 900, max_height: int = 640) -> np.ndarray:
+    """Legend + overlay of every model + a zoom per face: the picture a visitor shares. Tall photos are drawn
+    narrower (at most `max_height` px high) so the legend and the zooms stay in view."""
+    h, w = image.shape[:2]
+    pic = overlay(image, layers, boxes, max(64, min(width, round(w * max_height / h))))
+    parts = [legend(layers, width, title), _centre(pic, width)]
     if boxes is not None and len(boxes):
-        tiles = zooms(image, layers, boxes, tile=min(240, (width - 16) // 3))
+        tiles = zooms(image, layers, boxes, tile=(width - 16) // 3)
         parts.append(wrap_tiles(tiles, width))
         if len(boxes) > len(tiles):
             parts.append(label_strip(np.full((1, width, 3), 255, np.uint8),
-                                     f"+ {len(boxes) - len(tiles)} more face(s) in the overlay", size=14))
+                                     f"+ {len(boxes) - len(tiles)} more face(s) in the overlay", size=18))
     return _border(vstack(parts))
+
+
+def _centre(img: np.ndarray, width: int) -> np.ndarray:
+    if img.shape[1] >= width:
+        return img
+    out = np.full((img.shape[0], width, 3), 255, np.uint8)
+    x = (width - img.shape[1]) // 2
+    out[:, x:x + img.shape[1]] = img
+    return out
 
 
 def _border(img: np.ndarray, px: int = 8) -> np.ndarray:
@@ -240,7 +252,7 @@ def grid(rows: Sequence[tuple[str, np.ndarray, Sequence[Layer]]], cell: int = 30
 
 
 # ------------------------------------------------------------------------------------------------ chart
-def timing_chart(rows: Sequence[dict[str, Any]], width_px: int = 900) -> np.ndarray:
+def timing_chart(rows: Sequence[dict[str, Any]], width_px: int = 640) -> np.ndarray:
     """Horizontal bars: each model's landmark time per photo (median of the timed repeats, whiskers from the
     fastest to the slowest repeat), in the model's colour; the shared face detection as a grey bar apart."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -248,7 +260,7 @@ def timing_chart(rows: Sequence[dict[str, Any]], width_px: int = 900) -> np.ndar
 
     bars = [(r["label"], r["ms"], r.get("lo"), r.get("hi"), r["color"]) for r in rows]
     dpi = 100
-    fig = Figure(figsize=(width_px / dpi, 0.55 * len(bars) + 1.3), dpi=dpi)
+    fig = Figure(figsize=(width_px / dpi, 0.6 * len(bars) + 1.4), dpi=dpi)
     FigureCanvasAgg(fig)
     ax = fig.add_subplot(111)
     y = np.arange(len(bars))[::-1]
@@ -258,7 +270,7 @@ def timing_chart(rows: Sequence[dict[str, Any]], width_px: int = 900) -> np.ndar
     ax.barh(y, vals, color=[np.asarray(b[4]) / 255.0 for b in bars], height=0.62)
     ax.errorbar(vals, y, xerr=err, fmt="none", ecolor="#222222", capsize=4, lw=1.2)
     ax.set_yticks(y, [b[0] for b in bars], fontsize=12)
-    ax.set_xlabel("milliseconds per photo (median of timed repeats; whiskers: fastest to slowest)", fontsize=11)
+    ax.set_xlabel("ms per photo (median; whiskers: fastest to slowest run)", fontsize=12)
     ends = [v + e for v, e in zip(vals, err[1])]
     top = max(ends + [1.0])
     for yi, v, end in zip(y, vals, ends):

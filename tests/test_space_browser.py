@@ -1,13 +1,14 @@
 """The Space in a real browser: Playwright drives Debian's Chromium (/usr/bin/chromium, `apt-get install -y
-chromium`; no browser download) headless with a fresh profile. Uploads a photo, picks models, compares,
-waits for the annotated pictures and the timing table, and saves a screenshot to artifacts/.
+chromium`; no browser download) headless with a fresh profile, on a desktop and on a phone-sized viewport.
+The page opens on an example's result; a photo is uploaded and compared; a mistake shows inline.
 
+Screenshots go to artifacts/ (or $SPACE_SCREENSHOT_DIR): the README's docs/space_desktop.png and
+docs/space_phone.png are made by `SPACE_SCREENSHOT_DIR=docs python -m pytest tests/test_space_browser.py`.
 Skipped when playwright or the chromium binary is missing.
 """
 from __future__ import annotations
 
 import os
-import shutil
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -21,7 +22,9 @@ from space_fixtures import (TEST_MODELS, real_300w_sample, space_app, space_mode
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
         "--disable-sync", "--no-first-run", "--disable-dev-shm-usage"]
-ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
+ROOT = Path(__file__).resolve().parents[1]
+SHOTS = ROOT / os.environ.get("SPACE_SCREENSHOT_DIR", "artifacts")
+PHOTO = "296814969_3.jpg"
 
 pytestmark = pytest.mark.skipif(not Path(CHROMIUM).is_file(),
                                 reason=f"{CHROMIUM} not found (apt-get install -y chromium)")
@@ -30,77 +33,124 @@ __all__ = ["space_app", "space_models"]
 
 
 @pytest.fixture(scope="module")
-def page(space_app, tmp_path_factory):
-    """A page on the app in a fresh Chromium profile; records every request's URL."""
+def browser(tmp_path_factory):
     profile = tmp_path_factory.mktemp("chromium-profile")
     with sync_api.sync_playwright() as pw:
         ctx = pw.chromium.launch_persistent_context(str(profile), executable_path=CHROMIUM, headless=True,
-                                                    args=ARGS, viewport={"width": 1400, "height": 1000})
-        pg = ctx.pages[0] if ctx.pages else ctx.new_page()
-        pg.requests = []
-        pg.on("request", lambda r: pg.requests.append(r.url))
-        pg.set_default_timeout(60_000)
-        pg.goto(space_app.url, wait_until="domcontentloaded")
-        pg.locator("#run").wait_for()
-        yield pg
+                                                    args=ARGS, viewport={"width": 1440, "height": 1000})
+        yield ctx
         ctx.close()
 
 
+def _open(ctx, url: str, **viewport):
+    pg = ctx.new_page()
+    if viewport:
+        pg.set_viewport_size(viewport)
+    pg.requests = []
+    pg.on("request", lambda r: pg.requests.append(r.url))
+    pg.set_default_timeout(90_000)
+    pg.goto(url, wait_until="domcontentloaded")
+    pg.locator("#run").wait_for()
+    return pg
+
+
+def _wait_result(pg) -> None:
+    """The status says done, the overlay picture and the leaderboard are filled, every image has loaded."""
+    pg.wait_for_function("() => (document.querySelector('#status') || {}).innerText?.includes('✔')")
+    pg.locator("#panel img").first.wait_for()
+    pg.wait_for_function("names => names.some(n => document.querySelector('#leaderboard').innerText.includes(n))",
+                         arg=list(TEST_MODELS))
+    for sel in ("#panel", "#chart", "#grid"):               # images load lazily: bring each into view
+        pg.locator(f"{sel} img").first.scroll_into_view_if_needed()
+        pg.wait_for_function("sel => [...document.querySelectorAll(sel + ' img')].every("
+                             "i => i.complete && i.naturalWidth > 0)", arg=sel)
+    pg.evaluate("window.scrollTo(0, 0)")
+
+
+def _shot(pg, name: str, full_page: bool = True) -> Path:
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    path = SHOTS / name
+    pg.screenshot(path=str(path), full_page=full_page)
+    assert path.stat().st_size > 50_000
+    return path
+
+
+def _no_other_hosts(pg, url: str) -> None:
+    here = urlparse(url).netloc
+    elsewhere = [u for u in pg.requests if urlparse(u).scheme in ("http", "https", "ws", "wss")
+                 and urlparse(u).netloc != here]
+    assert elsewhere == [], f"the page fetched from other hosts: {elsewhere[:5]}"
+
+
 def _inputs(tmp: Path) -> tuple[Path, Path, bool]:
-    """A real 300-W test photo and its .pts when ../shared has them, else the drawn face (whole image)."""
-    sample = real_300w_sample()
+    """The issue's 300-W test photo and its .pts when ../shared has them, else the drawn face (whole image)."""
+    sample = real_300w_sample(PHOTO)
     if sample is not None:
         return sample[0], sample[1], False
     img, pts = synthetic_photo(tmp / "drawn.png")
     return img, write_pts(tmp / "drawn.pts", pts), True
 
 
-def test_compare_in_browser(page, space_app, tmp_path):
+def test_page_opens_on_a_result_and_compares_an_upload(browser, space_app, tmp_path):
+    pg = _open(browser, space_app.url)
+    _wait_result(pg)                                          # the first example's result, shown at once
+    assert "computed once" in pg.locator("#status").inner_text()
+    assert pg.title() == "Facial landmark zoo"
+
     image, pts, whole = _inputs(tmp_path)
-    page.locator("#photo input[type=file]").set_input_files(str(image))
-    page.locator("#ground_truth input[type=file]").set_input_files(str(pts))
-    models = page.locator("#models")
+    pg.locator("#photo input[type=file]").set_input_files(str(image))
+    pg.wait_for_function("() => document.querySelector('#status').innerText.includes('Press Compare')")
+    assert pg.locator("#panel img").count() == 0              # the old result is gone with the new photo
+    pg.get_by_text("More photos and ground truth").click()
+    pg.locator("#ground_truth input[type=file]").set_input_files(str(pts))
+    if whole:
+        pg.get_by_text("Face detector, backend and timing").click()
+        pg.locator("#whole_image input[type=checkbox]").check()
+    models = pg.locator("#models")
     for box in models.locator("input[type=checkbox]").all():
         box.uncheck()
     for name in TEST_MODELS:
         models.get_by_label(name, exact=True).check()
-    if whole:
-        page.locator("#whole_image input[type=checkbox]").check()
-    page.locator("#photo img").first.wait_for()               # the upload has landed
-    page.locator("#run").click()
-
-    page.locator("#gallery img").nth(len(TEST_MODELS) - 1).wait_for()
-    page.wait_for_function("names => names.every(n => document.querySelector('#timing_table').innerText.includes(n))",
-                           arg=list(TEST_MODELS))
-    page.locator("#errors img").first.wait_for()
-    page.locator("#json_file a, #json_file .file-preview").first.wait_for()
-    assert "Timings from:" in page.locator("#summary").inner_text()
-    assert page.locator(".toast-body.error").count() == 0
-
-    for sel in ("#gallery", "#errors"):                   # galleries load lazily: bring them into view
-        page.locator(sel).scroll_into_view_if_needed()
-        page.wait_for_function("sel => [...document.querySelectorAll(sel + ' img')].every(i => i.complete && "
-                               "i.naturalWidth > 0)", arg=sel)
-    ARTIFACTS.mkdir(exist_ok=True)
-    shot = ARTIFACTS / "space_compare.png"
-    page.screenshot(path=str(shot), full_page=True)
-    shutil.copyfile(shot, tmp_path / shot.name)
-    assert shot.stat().st_size > 50_000
-
-    here = urlparse(space_app.url).netloc
-    elsewhere = [u for u in page.requests if urlparse(u).scheme in ("http", "https", "ws", "wss")
-                 and urlparse(u).netloc != here]
-    assert elsewhere == [], f"the page fetched from other hosts: {elsewhere[:5]}"
+    pg.locator("#run").click()
+    _wait_result(pg)
+    board = pg.locator("#leaderboard").inner_text()
+    assert all(m in board for m in TEST_MODELS) and "NME % on your photos" in board
+    assert "computed once" not in pg.locator("#status").inner_text()
+    assert pg.locator(".toast-body.error").count() == 0
+    pg.get_by_text("More photos and ground truth").click()      # folded again for the picture
+    _shot(pg, "space_desktop.png")
+    _no_other_hosts(pg, space_app.url)
+    pg.close()
 
 
-def test_error_reaches_the_visitor(page):
-    """No model picked: a readable error toast, and the page still works afterwards."""
-    models = page.locator("#models")
+def test_phone_layout(browser, space_app):
+    """On a phone the result sits right under the Compare button and the table stays readable."""
+    pg = _open(browser, space_app.url, width=390, height=844)
+    _wait_result(pg)
+    run = pg.locator("#run").bounding_box()
+    panel = pg.locator("#panel").bounding_box()
+    assert panel["y"] > run["y"] and panel["y"] - (run["y"] + run["height"]) < 700, (run, panel)
+    assert panel["width"] <= 390
+    size = pg.locator("#leaderboard").get_by_text(TEST_MODELS[0]).first.evaluate(
+        "e => parseFloat(getComputedStyle(e).fontSize)")
+    assert size >= 13
+    _shot(pg, "space_phone.png")
+    _no_other_hosts(pg, space_app.url)
+    pg.close()
+
+
+def test_error_reaches_the_visitor_inline(browser, space_app):
+    """No model picked: a readable message next to the button, no stale result, and the page still works."""
+    pg = _open(browser, space_app.url)
+    _wait_result(pg)
+    models = pg.locator("#models")
     for box in models.locator("input[type=checkbox]").all():
         box.uncheck()
-    page.locator("#run").click()
-    toast = page.get_by_text("pick at least one model")
-    toast.first.wait_for()
-    assert "Traceback" not in page.content()
+    pg.locator("#run").click()
+    pg.locator("#status").get_by_text("pick at least one model").wait_for()
+    assert pg.locator("#panel img").count() == 0
+    assert "Traceback" not in pg.content()
     models.get_by_label(TEST_MODELS[0], exact=True).check()
-    page.locator("#cards").get_by_text(f"{TEST_MODELS[0]}").first.wait_for()
+    pg.get_by_text("Model cards").click()
+    pg.locator("#cards").get_by_text(TEST_MODELS[0]).first.wait_for()
+    pg.close()
