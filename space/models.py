@@ -55,13 +55,13 @@ def available_models() -> list[str]:
 
 
 def available_detectors() -> list[str]:
-    """Haar (inside OpenCV, always) and FaceBoxesV2 when its converted weights resolve locally."""
-    out = []
-    for name in registry.list_models(kind="detector"):
-        e = registry.get(name)
-        if e.arch == "haar" or is_available(e):
-            out.append(name)
-    return out
+    """Detectors that run here without a download, best first (zoo.detectors.PREFERENCE, whose first
+    available one is what the library's `detector="auto"` takes): the Space's default is the library's."""
+    from zoo.detectors import PREFERENCE, available
+
+    names = registry.list_models(kind="detector")
+    order = [n for n in PREFERENCE if n in names] + [n for n in names if n not in PREFERENCE]
+    return [n for n in order if available(n)]
 
 
 def available_space_peers() -> list[str]:

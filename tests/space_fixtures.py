@@ -72,8 +72,22 @@ def _prepare(home: Path, mp: pytest.MonkeyPatch, names=TEST_MODELS) -> list[str]
         if entry.hub.sha256 or entry.hub.revision:       # published elsewhere but not here: trust the test file
             mp.setitem(registry.entries(), name, replace(entry, hub=replace(entry.hub, sha256=None, revision=None)))
     _faceboxes(home, mp)
+    _yunet()
     _pfld(home)
     return list(names)
+
+
+def _yunet() -> None:
+    """Offer YuNet (the library's first choice of detector) when ../shared has its file: placed into ZOO_HOME
+    by zoo.detectors.place_file (sha256-checked), as `zoo convert yunet` does."""
+    from zoo.detectors import available, place_file
+
+    src = SHARED / "weights" / "yunet" / "yunet_n_320_320.onnx"
+    if src.is_file() and not available("yunet"):
+        try:
+            place_file("yunet", src)
+        except Exception:                                 # optional: tests then use the detectors there are
+            pass
 
 
 def _pfld(home: Path) -> None:
