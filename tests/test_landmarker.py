@@ -132,6 +132,8 @@ def test_detector_none_and_unknown_detector(random_zoo):
         zoo.load("pipnet_mbv2_300w", detector="hog")
     with pytest.raises(zoo.ZooError, match="unknown detector 'pipnet_r18_300w'"):
         zoo.load("pipnet_mbv2_300w", detector="pipnet_r18_300w")
+    with pytest.raises(zoo.ZooError, match="unknown detector 'hog'"):    # checked before the weights are looked for
+        zoo.load("pipnet_r101_wflw", detector="hog")
 
 
 def test_no_face_gives_empty_result(mbv2):

@@ -84,6 +84,9 @@ def load(name: str, backend: str = "torch", detector: Any = "auto", int8_guard: 
     entry = get(name)
     if entry.kind != "landmarker":
         raise ZooError(f"{name!r} is a {entry.kind}; load it with zoo.detectors.load_detector")
+    if isinstance(detector, str) and detector != "auto":
+        from .detectors import detector_entry
+        detector_entry(detector)        # an unknown name fails now, listing the detectors, before any download
     path = resolve_weights(entry)
     return _build(entry, load_file(str(path)), backend, detector, path, int8_guard)
 
