@@ -105,3 +105,29 @@ def test_tracker_needs_a_detector(random_zoo):
     write_random_weights("pipnet_mbv2_300w")
     with pytest.raises(zoo.ZooError, match="detector=None"):
         Tracker(zoo.load("pipnet_mbv2_300w", detector=None))
+
+
+def test_bench_track_row_and_ratios(random_zoo):
+    from zoo.bench import add_ratios, bench_track, format_table
+
+    class Centre:
+        name, crop_rule = "centre", None
+
+        def __call__(self, image):
+            h, w = image.shape[:2]
+            return np.array([[w * 0.3, h * 0.2, w * 0.7, h * 0.8]], np.float32), np.ones(1, np.float32)
+
+    write_random_weights("pipnet_mbv2_300w")
+    lm = zoo.load("pipnet_mbv2_300w", detector=Centre())
+    img = np.random.default_rng(0).integers(0, 255, (240, 320, 3), dtype=np.uint8)
+    row = bench_track(lm, img, n_frames=4, warmup=1)
+    assert row["frames"] == 4 and row["fps"] > 0 and row["detector_runs"] >= 1
+    res = {"results": [{"name": "a", "backend": "onnx", "detector": "x", "total": 10.0, "per_face": 4.0},
+                       {"name": "b", "backend": "onnx-int8", "detector": "x", "total": 5.0, "per_face": 1.0},
+                       {"name": "b", "backend": "onnx-int8", "detector": "x", "mode": "track", **row}],
+           "repeats": 1, "hardware": "cpu", "faces": 1, "detector": "x"}
+    add_ratios(res, "b:onnx-int8")
+    assert res["results"][0]["total_vs_ref"] == 2.0 and res["results"][0]["face_vs_ref"] == 4.0
+    assert "track" in format_table(res) and "b:onnx-int8:x" in format_table(res)
+    with pytest.raises(zoo.ZooError, match="no such row"):
+        add_ratios(res, "nope")

@@ -129,7 +129,8 @@ def cmd_bench(a) -> int:
             raise ZooError(f"--peer-path takes NAME=FILE (e.g. pfld_ghostone=model.onnx), not {item!r}")
         peer_paths[name] = Path(path)
     res = run_bench(a.names, a.backend, a.threads, faces=a.faces, repeats=a.repeats, image=a.image,
-                    detector=a.detector, peer_paths=peer_paths)
+                    detector=a.detector[0], peer_paths=peer_paths, detectors=a.detector, track=a.track,
+                    track_frames=a.track_frames, reference=a.reference)
     print(format_table(res))
     if a.json:
         save_json(res, Path(a.json))
@@ -215,12 +216,17 @@ def parser() -> argparse.ArgumentParser:
     s = sub.add_parser("bench", help="median latency per stage and per face")
     s.add_argument("names", nargs="+", help="zoo entries and/or peers (dlib, dlib_givenbox, pfld_ghostone); "
                                             "a peer that cannot run here is skipped with the reason")
-    s.add_argument("--backend", nargs="+", default=["torch"], choices=["torch", "onnx"])
+    s.add_argument("--backend", nargs="+", default=["torch"], choices=["torch", "onnx", "onnx-int8"])
     s.add_argument("--threads", type=int, default=None)
     s.add_argument("--faces", type=int, default=1)
     s.add_argument("--repeats", type=int, default=20)
     s.add_argument("--image", type=Path)
-    s.add_argument("--detector", default="haar", help="for zoo entries and PFLD (dlib uses its own HOG detector)")
+    s.add_argument("--detector", nargs="+", default=["haar"],
+                   help="one row per detector for zoo entries (auto, yunet, faceboxes_v2, haar); PFLD uses the "
+                        "first (dlib uses its own HOG detector)")
+    s.add_argument("--track", action="store_true", help="also time zoo.track's tracker per entry (first detector)")
+    s.add_argument("--track-frames", type=int, default=60)
+    s.add_argument("--reference", help="row the ratios are to: NAME or NAME:BACKEND (default: the first row)")
     s.add_argument("--peer-path", action="append", metavar="NAME=FILE",
                    help="a peer's model file, e.g. pfld_ghostone=../shared/weights/pfld_ghostone/"
                         "PFLD_GhostOne_112_1_opt_sim.onnx (default: under $ZOO_HOME)")

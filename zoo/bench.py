@@ -7,6 +7,7 @@ import logging
 import os
 import platform
 import statistics
+import time
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -84,12 +85,53 @@ def load_peer_for_bench(name: str, threads: int | None, detector: str, path: Pat
         return None, str(e)
 
 
+def bench_track(lm, image: np.ndarray, n_frames: int = 60, warmup: int = 5) -> dict[str, Any]:
+    """Tracking speed (zoo.track.Tracker, smoothing on) on a synthetic clip of the bench image's face moving
+    along a smooth path: mean ms per frame over `n_frames` after `warmup`, detector runs included."""
+    from .track import Tracker, moving_face_clip
+
+    found = lm(image, max_faces=1)
+    if not found:
+        return {"error": "no face found in the bench image to make a clip of"}
+    clip, _ = moving_face_clip(image, found[0].landmarks, n_frames + warmup, seed=0)
+    tracker = Tracker(lm)
+    ms = []
+    for i, frame in enumerate(clip):
+        t0 = time.perf_counter()
+        tracker.update(frame)
+        if i >= warmup:
+            ms.append((time.perf_counter() - t0) * 1000)
+    mean = statistics.fmean(ms)
+    return {"total": round(mean, 2), "median_frame": round(statistics.median(ms), 2), "fps": round(1000 / mean, 1),
+            "frames": n_frames, "detector_runs": tracker.stats["detections"]}
+
+
+def add_ratios(result: dict[str, Any], reference: str | None = None) -> None:
+    """Each row's total and per-face time as a multiple of the reference row's ("NAME" or "NAME:BACKEND",
+    image mode; default: the first row)."""
+    rows = [r for r in result["results"] if r.get("mode", "image") == "image"]
+    if not rows:
+        return
+    name, _, backend = (reference or "").partition(":")
+    ref = next((r for r in rows if r["name"] == name and (not backend or r["backend"] == backend)), None) \
+        if reference else rows[0]
+    if ref is None:
+        raise ZooError(f"--reference {reference}: no such row (rows: {[r['name'] + ':' + r['backend'] for r in rows]})")
+    result["reference"] = f"{ref['name']}:{ref['backend']}:{ref['detector']}"
+    for r in result["results"]:
+        for key, col in (("total", "total_vs_ref"), ("per_face", "face_vs_ref")):
+            if r.get(key) and ref.get(key):
+                r[col] = round(r[key] / ref[key], 2)
+
+
 def run_bench(names: list[str], backends: list[str], threads: int | None, faces: int = 1, repeats: int = 20,
               warmup: int = 3, image: Path | None = None, detector: str = "haar",
-              peer_paths: dict[str, Path] | None = None) -> dict[str, Any]:
-    """Median timings of zoo entries (once per backend) and peers (zoo.peers names, their own runtime; dlib
-    finds faces with its HOG detector, PFLD with `detector`). Peers that cannot run here are listed under
-    "skipped" with the reason."""
+              peer_paths: dict[str, Path] | None = None, detectors: list[str] | None = None, track: bool = False,
+              track_frames: int = 60, reference: str | None = None) -> dict[str, Any]:
+    """Median timings of zoo entries (once per backend and detector in `detectors`, default [`detector`]) and
+    peers (zoo.peers names, their own runtime; dlib finds faces with its HOG detector, PFLD with `detector`);
+    with `track`, also each entry's tracking speed (bench_track, first detector). Peers that cannot run here
+    are listed under "skipped" with the reason. Ratios to the `reference` row (add_ratios)."""
     import zoo
 
     from .peers import is_peer
@@ -114,25 +156,38 @@ def run_bench(names: list[str], backends: list[str], threads: int | None, faces:
             log.info("%s: %s", name, res)
             continue
         for backend in backends:
-            lm = zoo.load(name, backend=backend, detector=detector)
-            if backend == "onnx" and threads:
-                from .onnx_backend import OnnxRunner
-                lm.runner = OnnxRunner(lm.runner.path, threads=threads)  # same thread budget as torch
-            res = bench_one(lm, img, box, faces, repeats, warmup)
-            out["results"].append({"name": name, "backend": backend, "detector": detector, **res})
-            log.info("%s %s: %s", name, backend, res)
+            tracked = False
+            for det in detectors or [detector]:
+                lm = zoo.load(name, backend=backend, detector=det)
+                if lm.runner is not None and threads:
+                    from .onnx_backend import OnnxRunner
+                    lm.runner = OnnxRunner(lm.runner.path, threads=threads)  # same thread budget as torch
+                det_name = getattr(lm.detector, "name", det)
+                res = bench_one(lm, img, box, faces, repeats, warmup)
+                # lm.backend: "onnx" where the int8 graph was refused or could not be made (logged)
+                out["results"].append({"name": name, "backend": lm.backend, "detector": det_name, **res})
+                log.info("%s %s %s: %s", name, lm.backend, det_name, res)
+                if track and not tracked:
+                    res = bench_track(lm, img, track_frames)
+                    out["results"].append({"name": name, "backend": lm.backend, "detector": det_name,
+                                           "mode": "track", **res})
+                    tracked = True
+    add_ratios(out, reference)
     return out
 
 
 def format_table(result: dict[str, Any]) -> str:
-    cols = ["name", "backend", "detector", *STAGES, "total", "per_face", "fps"]
+    cols = ["name", "backend", "detector", "mode", *STAGES, "total", "per_face", "fps", "total_vs_ref", "face_vs_ref"]
+    result = {**result, "results": [{"mode": "image", **r} for r in result["results"]]}
     rows = [[str(r.get(c, result["detector"] if c == "detector" else "")) for c in cols] for r in result["results"]]
     widths = [max([len(c), *(len(r[i]) for r in rows)]) for i, c in enumerate(cols)]
     line = lambda vals: "| " + " | ".join(v.ljust(w) for v, w in zip(vals, widths)) + " |"
     skipped = [f"skipped {s['name']}: {s['reason']}" for s in result.get("skipped", [])]
     table = [line(cols), "|" + "|".join("-" * (w + 2) for w in widths) + "|", *map(line, rows)] if rows else []
     return "\n".join([*table, f"(median ms over {result['repeats']} runs; {result['hardware']}; "
-                                f"{result['faces']} face(s); detect = the row's detector on the whole image)",
+                                f"{result['faces']} face(s); detect = the row's detector on the whole image; "
+                                f"track rows: mean ms per frame of a synthetic clip, detector runs included; "
+                                f"*_vs_ref: multiples of {result.get('reference', 'the first row')})",
                       *skipped])
 
 
