@@ -21,11 +21,12 @@ PROTOCOLS = ["gt", "det-faceboxes_v2"]
 
 
 def _doc(model: str, column: str, protocol: str, nme: float, missed: int = 0, kind: str = "zoo", **extra) -> dict:
+    extra.setdefault("boxes", "ground truth" if protocol == "gt" else "faceboxes_v2")
     errors = [nme - 0.01, nme, nme + 0.01] + [None] * missed
     return {"model": model, "label": f"`{model}`" if kind == "zoo" else model + " (peer)", "kind": kind,
             "column": column, "protocol": protocol, "dataset": column.split("_")[0], "split": "test",
             "nme": nme, "fr": missed / len(errors), "auc": 0.5, "n": len(errors), "missed": missed,
-            "boxes": "ground truth" if protocol == "gt" else "faceboxes_v2", "errors": errors, "params": 12_000_000,
+            "errors": errors, "params": 12_000_000,
             "regions": {"jaw": nme * 2, "eyes": nme / 2}, "subsets": {"blur": {"nme": nme, "fr": 0, "auc": 0.5, "n": 2}},
             "pose": {"|yaw| 0-15°": {"nme": nme, "fr": 0, "auc": 0.5, "n": 3}}, "robustness": {}, **extra}
 
@@ -39,7 +40,8 @@ def stored(tmp_path: Path) -> Path:
                  robustness={"blur": {"nme": 0.0452, "d_nme": 0.0111, "fr": 0, "auc": 0.4, "missed": 0, "n": 3}}),
             _doc("m1", "300w_common", "det-faceboxes_v2", 0.0362, missed=2),
             _doc("peer", "300w_common", "gt", 0.0287, kind="peer"),
-            _doc("peer", "wflw_test", "gt", 0.0555, kind="peer")]
+            _doc("peer", "wflw_test", "gt", 0.0555, kind="peer"),
+            _doc("dlibish", "300w_common", "gt", 0.0270, missed=1, kind="peer", boxes="own detector (dlib HOG)")]
     for d in docs:
         (results / f"{d['model']}__{d['column']}__{d['protocol']}.json").write_text(json.dumps(d))
     (results / "bench.json").write_text(json.dumps({"hardware": "test CPU", "repeats": 3, "faces": 1, "detector": "haar",
@@ -58,6 +60,8 @@ def test_build_writes_tables_plots_and_readme_from_stored_json(stored: Path, tmp
     assert "| `m1` | 3.41 | 3.62 (2 missed) | - | 12.00 M | 19.5 (onnx) |" in text
     assert "| peer (peer) | 2.87 | - | 5.55 | 12.00 M | - |" in text
     assert text.index("`m1`") < text.index("peer (peer)")
+    # A peer on its own detector has one measurement, shown under both protocols.
+    assert "| dlibish (peer) | 2.70 (1 missed) | 2.70 (1 missed) | - |" in text
     assert "4.52 (+1.11)" in text                          # robustness: perturbed NME and change
     assert "blur (n=2)" in text and "|yaw| 0-15° (n=3)" in text
     assert "python -m train.leaderboard --build-only" in text

@@ -47,6 +47,16 @@ def index(docs: Iterable[dict]) -> dict[tuple[str, str, str], dict]:
     return {(d["model"], d["column"], d["protocol"]): d for d in docs}
 
 
+def lookup(at: dict[tuple[str, str, str], dict], model: str, column: str, protocol: str) -> dict | None:
+    """The result for a cell. A peer that always uses its own detector (dlib: HOG) has one measurement for
+    both protocols, stored under "gt" with boxes "own detector ..."; it fills its detector cells too."""
+    d = at.get((model, column, protocol))
+    if d is None and protocol != "gt":
+        own = at.get((model, column, "gt"))
+        d = own if own is not None and str(own.get("boxes", "")).startswith("own detector") else None
+    return d
+
+
 def _rows(docs: Sequence[dict]) -> list[tuple[str, str]]:
     """(model, label) in order: zoo entries first, then peers, each in first-seen order."""
     seen: dict[str, tuple[str, str]] = {}
@@ -79,7 +89,7 @@ def main_table(docs: Sequence[dict], protocols: Sequence[str], bench: dict | Non
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for model, label in _rows(docs):
         params = next((d.get("params") for d in docs if d["model"] == model and d.get("params")), None)
-        cells = [_cell(at.get((model, c.key, p))) for c, p in cols]
+        cells = [_cell(lookup(at, model, c.key, p)) for c, p in cols]
         lines.append("| " + " | ".join([label, *cells, f"{params / 1e6:.2f} M" if params else "-",
                                         speed_of(bench, model)]) + " |")
     return "\n".join(lines)
