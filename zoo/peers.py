@@ -273,12 +273,13 @@ class PfldPeer(Peer):
 
     Input 1x3x112x112 BGR, (x/255 - 0.5)/0.5; output 196 values, x y pairs in [0, 1] of the crop. The crop is
     a square of 1.2x the larger side of the landmark box (evaluation: gt_box_scale 1.2, squared) or of the
-    detector box (called on an image: the zoo's `detector`, Haar by default).
+    detector box (called on an image: the zoo's `detector`; "auto", the default, is zoo.load's: the best
+    detector on this machine).
     """
 
     backend = "onnx"
 
-    def __init__(self, path: str | Path | None = None, detector: str = "haar", threads: int | None = None,
+    def __init__(self, path: str | Path | None = None, detector: str = "auto", threads: int | None = None,
                  check_sha256: bool = True) -> None:
         super().__init__()
         from .hub import sha256_file
@@ -305,8 +306,9 @@ class PfldPeer(Peer):
     @property
     def detector(self):
         if self._detector is None:
-            from .detectors import load_detector
-            self._detector = load_detector(self._detector_name)
+            from .detectors import best_detector, load_detector
+            name = best_detector() if self._detector_name == "auto" else self._detector_name
+            self._detector = load_detector(name)
         return self._detector
 
     def _detect(self, img: np.ndarray) -> tuple[np.ndarray, np.ndarray, str]:
