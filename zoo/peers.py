@@ -23,7 +23,7 @@ import numpy as np
 
 from . import crop
 from .images import ImageInput, load_image
-from .landmarker import STAGES, Face, Landmarker, normalise
+from .landmarker import STAGES, Face, Landmarker
 from .registry import Preprocess, ZooError
 from .schemes import Scheme, get_scheme
 
@@ -325,7 +325,8 @@ class PfldPeer(Peer):
         """(K,3,112,112) float32 network input: crops of the RGB image, as BGR, scaled to [-1, 1]."""
         p = self.entry.preprocess
         crops = crop.crop_faces(img, squares, p.input_size)[..., ::-1]      # RGB -> BGR, as trained
-        return normalise(np.ascontiguousarray(crops), p.mean, p.std).numpy()
+        # numpy arithmetic, as on the zoo's ONNX path: a torch op would wake torch's threads against onnxruntime
+        return self.runner.prepare(crops, p.mean, p.std)
 
     def _run(self, img: np.ndarray, squares: np.ndarray) -> np.ndarray:
         with self._stage("preprocess"):
