@@ -58,9 +58,12 @@ def lookup(at: dict[tuple[str, str, str], dict], model: str, column: str, protoc
 
 
 def _rows(docs: Sequence[dict]) -> list[tuple[str, str]]:
-    """(model, label) in order: zoo entries first, then peers, each in first-seen order."""
+    """(model, label) in order: zoo entries first (registry order), then peers by name."""
+    from zoo import list_models
+
+    order = {n: i for i, n in enumerate(list_models())}     # zoo rows in registry order
     seen: dict[str, tuple[str, str]] = {}
-    for d in sorted(docs, key=lambda d: d.get("kind") != "zoo"):
+    for d in sorted(docs, key=lambda d: (d.get("kind") != "zoo", order.get(d["model"], len(order)), d["model"])):
         seen.setdefault(d["model"], (d["model"], d.get("label", d["model"])))
     return list(seen.values())
 
