@@ -178,6 +178,7 @@ def main(argv: list[str] | None = None) -> int:
             sampler.start()
         lock = threading.Lock()
         state = {"next": 0, "done": 0, "rss_warm": 0}
+        series: list[tuple[int, float]] = []                 # (requests done, app RSS MB) every wave
         latencies: list[float] = []
         errors: list[str] = []
         start = threading.Barrier(conc)
@@ -210,6 +211,8 @@ def main(argv: list[str] | None = None) -> int:
                     state["done"] += 1
                     if state["done"] == conc and pid:          # the first wave is the warm-up
                         state["rss_warm"] = rss_bytes(pid)[0]
+                    if state["done"] % conc == 0 and pid:
+                        series.append((state["done"], round(rss_bytes(pid)[0] / 2**20, 1)))
 
         t_all = time.perf_counter()
         with ThreadPoolExecutor(conc) as pool:
@@ -229,6 +232,7 @@ def main(argv: list[str] | None = None) -> int:
             "rss_idle_mb": mb(rss_idle), "rss_after_first_call_mb": mb(rss_first),
             "rss_after_warmup_mb": mb(state["rss_warm"]), "rss_end_mb": mb(rss_end), "peak_rss_mb": mb(peak),
             "growth_after_warmup_mb": mb(rss_end - state["rss_warm"]) if state["rss_warm"] else None,
+            "rss_series_mb": series,
             "memory_source": "psutil" if _has_psutil() else "/proc/<pid>/status (VmRSS, VmHWM)",
             "queue_concurrency": int(env.get("SPACE_CONCURRENCY", "2")), "hardware": report.get("hardware_line"),
             "load_average_end": round(os.getloadavg()[0], 2), "first_errors": errors[:3],
@@ -242,6 +246,8 @@ def main(argv: list[str] | None = None) -> int:
               f"after warm-up ({conc} requests) {result['rss_after_warmup_mb']} MB · end {result['rss_end_mb']} MB · "
               f"peak {result['peak_rss_mb']} MB · growth after warm-up {result['growth_after_warmup_mb']} MB "
               f"({result['memory_source']})")
+        if len(series) > 1:
+            print("app memory every", conc, "requests (done: MB):", ", ".join(f"{n}: {v}" for n, v in series))
         print(f"startup {result['startup_s']} s · first (model-loading) call {result['first_call_s']} s · queue "
               f"concurrency {result['queue_concurrency']} · load average at the end {result['load_average_end']} · "
               f"{result['hardware']}")

@@ -509,14 +509,14 @@ def build_demo(cache=None, detectors=None, precompute: bool | None = None) -> gr
                     panel = gr.Image(label="Comparison", show_label=False, type="filepath", format="png", height=760,
                                      elem_id="panel", buttons=["download", "fullscreen"])
             leaderboard = gr.Dataframe(label="Leaderboard (best in green; click a header to sort)",
-                                       interactive=False, elem_id="leaderboard", wrap=True)
+                                       interactive=False, elem_id="leaderboard", wrap=True, pinned_columns=1)
             with gr.Row(equal_height=False):
-                with gr.Column(scale=1, min_width=320):
+                with gr.Column(scale=2, min_width=320):
                     gr.Markdown("**Speed**: each model's own time per photo; the shared face detection in grey",
                                 elem_classes=["heading"])
                     chart = gr.Image(label="Speed", show_label=False, type="filepath", format="png", elem_id="chart",
                                      buttons=["download", "fullscreen"])
-                with gr.Column(scale=1, min_width=320):
+                with gr.Column(scale=3, min_width=320):
                     gr.Markdown("**Photo × model**: each model alone on each photo", elem_classes=["heading"])
                     grid = gr.Image(label="Photo × model grid", show_label=False, type="filepath", format="png",
                                     elem_id="grid", buttons=["download", "fullscreen"])

@@ -11,7 +11,6 @@ so one instance serves one request at a time).
 """
 from __future__ import annotations
 
-import importlib.util
 import logging
 import os
 import threading

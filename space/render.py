@@ -270,12 +270,12 @@ def timing_chart(rows: Sequence[dict[str, Any]], width_px: int = 640) -> np.ndar
     ax.barh(y, vals, color=[np.asarray(b[4]) / 255.0 for b in bars], height=0.62)
     ax.errorbar(vals, y, xerr=err, fmt="none", ecolor="#222222", capsize=4, lw=1.2)
     ax.set_yticks(y, [b[0] for b in bars], fontsize=12)
-    ax.set_xlabel("ms per photo (median; whiskers: fastest to slowest run)", fontsize=12)
+    ax.set_xlabel("ms per photo: median; whiskers fastest to slowest run", fontsize=11)
     ends = [v + e for v, e in zip(vals, err[1])]
     top = max(ends + [1.0])
     for yi, v, end in zip(y, vals, ends):
         ax.text(end + top * 0.015, yi, f"{v:.1f} ms", va="center", fontsize=11)
-    ax.set_xlim(0, top * 1.18)
+    ax.set_xlim(0, top * 1.3)
     ax.spines[["top", "right"]].set_visible(False)
     ax.tick_params(axis="x", labelsize=11)
     fig.tight_layout()
