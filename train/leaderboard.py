@@ -142,7 +142,7 @@ def _save(docs: dict[str, dict], paths: dict[str, Path], data: Path, cols: Seque
         paths[c.key].write_text(json.dumps(d, indent=1) + "\n")
 
 
-def run_bench(names: Sequence[str], path: Path, threads: int = 2, repeats: int = 30) -> None:
+def run_bench(names: Sequence[str], path: Path, threads: int = 1, repeats: int = 30) -> None:
     """`python -m zoo bench` as a subprocess, so the stored JSON is exactly what that command writes."""
     argv = [sys.executable, "-m", "zoo", "bench", *names, "--backend", "torch", "onnx", "--threads", str(threads),
             "--repeats", str(repeats), "--json", str(path)]
@@ -258,7 +258,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                         a.backend, a.rerun and (name, dataset, pkey) not in done, command, not a.no_progress)
                 done.add((name, dataset, pkey))
             if a.bench:
-                run_bench(names, results / "bench.json")
+                run_bench(names, results / "bench.json", a.threads)
         md = build(a.out, protocols, command, a.readme)
     except (ZooError, ValueError, FileNotFoundError, ImportError, KeyError) as e:
         print(f"error: {e}", file=sys.stderr)
