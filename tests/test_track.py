@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 import zoo
+from zoo.detectors import load_detector
 from zoo.metrics import nme, video_jitter, video_lag
 from zoo.pts import read_pts
 from zoo.track import OneEuroFilter, Tracker, frames, moving_face_clip, similarity
@@ -75,27 +76,27 @@ def test_frames_from_a_video_file_an_iterable_and_bad_sources(tmp_path):
 
 @needs_photo
 def test_tracker_follows_a_moving_face_redetects_when_lost_and_smooths():
-    det = zoo.detectors.load_detector("yunet", path=YUNET) if YUNET.is_file() else "haar"
+    det = load_detector("yunet", path=YUNET) if YUNET.is_file() else "haar"
     lm = zoo.load("pipnet_mbv2_300w", detector=det)
     img, gt = zoo.load_image(PHOTO), read_pts(PHOTO.with_suffix(".pts"))
-    clip, truth = moving_face_clip(img, gt, n_frames=36, seed=1)
+    clip, truth = moving_face_clip(img, gt, n_frames=24, seed=1)
     blank = np.full_like(clip[0], 128)
-    clip[20:23] = [blank] * 3                                         # the face leaves for 3 frames
+    clip[12:15] = [blank] * 3                                         # the face leaves for 3 frames
     tracker = Tracker(lm, redetect_every=100, smooth=False)
     out = [tracker.update(f) for f in clip]
-    assert [len(f) for f in out[20:23]] == [0, 0, 0]                  # lost at once, not followed into the gray
+    assert [len(f) for f in out[12:15]] == [0, 0, 0]                  # lost at once, not followed into the gray
     name = det if isinstance(det, str) else det.name
-    assert len(out[23]) == 1 and out[23][0].detector == name                # found again by the detector
+    assert len(out[15]) == 1 and out[15][0].detector == name                # found again by the detector
     assert tracker.stats["lost"] == 1
-    # detections: frame 0, the loss (frame 20) and each blank frame, the return (23): never every frame
+    # detections: frame 0, the loss (frame 12) and each blank frame, the return (15): never every frame
     assert tracker.stats["detections"] <= 6
-    seen = [i for i in range(36) if not 20 <= i < 23]
+    seen = [i for i in range(24) if not 12 <= i < 15]
     pts = np.stack([out[i][0].landmarks for i in seen])
     assert float(np.mean(nme(pts, truth[seen], lm.scheme))) < 0.06
-    assert all(out[i][0].detector is None for i in range(1, 20))      # tracked frames: no detector box
+    assert all(out[i][0].detector is None for i in range(1, 12))      # tracked frames: no detector box
 
     # smoothing on a still clip: the same crops, less frame-to-frame noise
-    still, still_truth = moving_face_clip(img, gt, n_frames=20, motion=0.0, noise=6.0, seed=2)
+    still, still_truth = moving_face_clip(img, gt, n_frames=12, motion=0.0, noise=6.0, seed=2)
     raw = np.stack([f[0].landmarks for f in lm.track(still, smooth=False)])
     smooth = np.stack([f[0].landmarks for f in lm.track(still, smooth=True)])
     assert video_jitter(smooth, still_truth, lm.scheme) < 0.7 * video_jitter(raw, still_truth, lm.scheme)

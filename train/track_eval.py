@@ -3,8 +3,9 @@
 Video tracking measured on clips whose truth is known per frame: 300-W common photos moved, scaled and
 rotated along a smooth path with pixel noise (zoo.track.moving_face_clip), and the same photos held still
 with the same noise. For each clip the tracker runs once without smoothing; the One Euro filter is then
-applied to those raw landmarks for a grid of (min_cutoff, beta), which is exactly what the tracker's filter
-does online (the crops come from the raw landmarks either way). Reported: jitter (frame-to-frame noise,
+applied to those raw landmarks for a grid of its parameters (motion: min_cutoff, beta; shape:
+shape_min_cutoff, shape_beta), as the tracker's filter does online (the crops come from the raw landmarks
+either way). Reported: jitter (frame-to-frame noise,
 % of the inter-ocular distance, zoo.metrics.video_jitter), lag (frames, zoo.metrics.video_lag), NME, and
 frames per second with tracking vs detecting every frame. The tracker's defaults are the grid point with the
 least jitter whose lag on the moving clips stays at or below `--max-lag` frames.
@@ -27,13 +28,14 @@ from tqdm import tqdm
 
 import zoo
 from zoo.metrics import nme, video_jitter, video_lag
-from zoo.track import OneEuroFilter, TrackConfig, Tracker, moving_face_clip
+from zoo.track import FaceFilter, TrackConfig, Tracker, moving_face_clip
 
 from .datasets import read_dataset
 
 log = logging.getLogger("train.track_eval")
-MIN_CUTOFFS = (0.1, 0.25, 0.5, 1.0, 2.0, 4.0)
-BETAS = (0.0, 0.3, 1.0, 3.0, 10.0, 30.0)
+MIN_CUTOFFS = (0.25, 0.5, 1.0, 2.0, 4.0)              # the face's motion
+BETAS = (1.0, 3.0, 10.0, 30.0)
+SHAPE = ((None, 0.0), (0.1, 1.0), (0.3, 1.0), (1.0, 1.0), (1.0, 10.0))  # its shape: (shape_min_cutoff, shape_beta)
 
 
 def nearest_face(faces: list, truth: np.ndarray) -> np.ndarray:
@@ -57,14 +59,11 @@ def run_clip(lm: Any, frames: list[np.ndarray], truth: np.ndarray, config: Track
             "lost": tracker.stats["lost"]}
 
 
-def smooth_offline(raw: np.ndarray, fps: float, min_cutoff: float, beta: float, d_cutoff: float = 1.0) -> np.ndarray:
-    """The tracker's One Euro filter applied to recorded raw landmarks (T, N, 2) of one face."""
-    f = OneEuroFilter(min_cutoff, beta, d_cutoff)
-    out = []
-    for i, p in enumerate(raw):
-        size = float((p.max(0) - p.min(0)).max())
-        out.append(f(p, i / fps, size))
-    return np.stack(out)
+def smooth_offline(raw: np.ndarray, config: TrackConfig) -> np.ndarray:
+    """The tracker's filter (zoo.track.FaceFilter, reference shape: the first frame's landmarks, as for a
+    track that starts there) applied to recorded raw landmarks (T, N, 2) of one face."""
+    f = FaceFilter(raw[0], config)
+    return np.stack([f(p, i / config.fps) for i, p in enumerate(raw)])
 
 
 def clip_metrics(pred: np.ndarray, truth: np.ndarray, scheme, moving: bool) -> dict[str, float]:
@@ -97,17 +96,17 @@ def track_eval(data: Path, model: str = "pipnet_mbv2_300w", backend: str = "onnx
         lm(frame)
         det_ms.append((time.perf_counter() - t0) * 1000)
 
-    grid = []
-    for mc in MIN_CUTOFFS:
-        for beta in BETAS:
-            rows = [clip_metrics(smooth_offline(c["landmarks"], base.fps, mc, beta, base.d_cutoff), c["truth"],
-                                 lm.scheme, c["moving"]) for c in clips]
-            grid.append({"min_cutoff": mc, "beta": beta, **summarise(rows, clips)})
+    def filtered(cfg: TrackConfig) -> dict[str, Any]:
+        rows = [clip_metrics(smooth_offline(c["landmarks"], cfg), c["truth"], lm.scheme, c["moving"]) for c in clips]
+        return {"min_cutoff": cfg.min_cutoff, "beta": cfg.beta, "shape_min_cutoff": cfg.shape_min_cutoff,
+                "shape_beta": cfg.shape_beta, **summarise(rows, clips)}
+
+    grid = [filtered(replace(base, min_cutoff=mc, beta=beta, shape_min_cutoff=smc, shape_beta=sb))
+            for mc in MIN_CUTOFFS for beta in BETAS for smc, sb in SHAPE]
     raw = summarise([clip_metrics(c["landmarks"], c["truth"], lm.scheme, c["moving"]) for c in clips], clips)
     ok = [g for g in grid if g["lag_frames_moving"] <= max_lag]
     best = min(ok, key=lambda g: g["jitter_pct_still"] + g["jitter_pct_moving"]) if ok else None
-    default = next(g for g in grid if g["min_cutoff"] == base.min_cutoff and g["beta"] == base.beta) \
-        if base.min_cutoff in MIN_CUTOFFS and base.beta in BETAS else None
+    default = filtered(base)
     track_ms = [m for c in clips for m in c["ms"][1:]]          # after each clip's first (detecting) frame
     return {
         "model": model, "backend": lm.backend, "detector": det_name, "photos": [p.name for p in picks],

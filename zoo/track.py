@@ -9,9 +9,10 @@ landmark box x gt_box_scale, taken from a similarity fit of the face's shape, se
 between detections the detector does not run at all. The detector runs on the first frame, whenever a face
 is lost (its landmarks no longer fit a face shape, change size beyond what one frame allows, or leave the
 image), every `redetect_every` frames (to find new faces and drop ones that left), and whenever no
-face is tracked. Landmarks are smoothed with a One Euro filter (Casiez et al., CHI 2012): a low-pass filter
-whose cut-off rises with speed, so a still face stops jittering and a moving one keeps up. Its speed term is
-measured in face sizes per second, so the same parameters serve small and large faces. The defaults come from
+face is tracked. Landmarks are smoothed with One Euro filters (Casiez et al., CHI 2012): low-pass filters
+whose cut-off rises with speed, so a still face stops jittering and a moving one keeps up; the face's motion
+and its shape are filtered apart (FaceFilter). Speeds are measured in face sizes per second, so the same
+parameters serve small and large faces. The defaults come from
 `python -m train.track_eval` (synthetic clips of 300-W photos moving along known paths).
 """
 from __future__ import annotations
@@ -35,11 +36,16 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class TrackConfig:
+    """Tracker settings. The smoothing defaults come from `python -m train.track_eval`'s grid: least jitter
+    (still + moving clips) at a lag of at most 1 frame. Its very best used a 0.1 Hz shape cut-off for 1% less
+    jitter; 0.3 Hz is kept, as expressions (absent from those clips) would lag three times longer."""
     redetect_every: int = 30        # frames between detections while faces are tracked (0: only when needed)
     smooth: bool = True             # One Euro filter on the landmarks
-    min_cutoff: float = 0.1         # Hz: cut-off at rest (lower: steadier still faces, more lag)
-    beta: float = 10.0              # cut-off added per face size per second of speed (higher: less lag)
-    d_cutoff: float = 1.0           # Hz: cut-off of the speed estimate
+    min_cutoff: float = 0.25        # Hz: the face's motion, cut-off at rest (lower: steadier, more lag)
+    beta: float = 30.0              # its cut-off added per face size per second of speed (higher: less lag)
+    shape_min_cutoff: float | None = 0.3   # Hz: the face's shape (expression), at rest; None: not smoothed
+    shape_beta: float = 1.0         # its cut-off added per face size per second of shape change
+    d_cutoff: float = 1.0           # Hz: cut-off of the speed estimates
     fps: float = 30.0               # frame rate when frames carry no time (a video file gives its own)
     max_faces: int | None = None    # follow at most this many faces (the detector's most confident)
     max_residual: float = 0.1       # lost: landmarks further than this (RMS, in face radii) from a face shape
@@ -56,7 +62,7 @@ class OneEuroFilter:
     """One Euro filter over (N, 2) points: x_hat = a x + (1 - a) x_hat_prev with a from a cut-off that grows
     with the (filtered) speed of each point. `scale` (e.g. the face size in pixels) makes beta unit-free."""
 
-    def __init__(self, min_cutoff: float = 0.1, beta: float = 10.0, d_cutoff: float = 1.0):
+    def __init__(self, min_cutoff: float = 1.0, beta: float = 10.0, d_cutoff: float = 1.0):
         if min_cutoff <= 0 or d_cutoff <= 0 or beta < 0:
             raise ZooError(f"One Euro filter needs min_cutoff > 0, d_cutoff > 0, beta >= 0; got "
                            f"{min_cutoff}, {d_cutoff}, {beta}")
@@ -99,18 +105,46 @@ def _scale(a: np.ndarray) -> float:
     return float(np.hypot(a[0, 0], a[1, 0]))
 
 
+class FaceFilter:
+    """Smooths one face's landmarks in two parts: its motion (the reference shape moved by the similarity that
+    best fits the landmarks: 68 points averaged, so little noise drives its cut-off up) and its shape (what is
+    left, in the face's own frame), each with a One Euro filter. Most frame-to-frame noise is in the shape
+    part, which can be smoothed hard without making head motion lag; fast expressions lag by its cut-off."""
+
+    def __init__(self, reference: np.ndarray, config: "TrackConfig"):
+        c = config
+        self.reference = np.asarray(reference, np.float64)
+        self.size = _size(_landmark_box(self.reference))
+        self.motion = OneEuroFilter(c.min_cutoff, c.beta, c.d_cutoff)
+        self.shape = OneEuroFilter(c.shape_min_cutoff, c.shape_beta, c.d_cutoff) \
+            if c.shape_min_cutoff is not None else None
+
+    def __call__(self, points: np.ndarray, t: float) -> np.ndarray:
+        a, b = similarity(self.reference, points)
+        rigid = self.reference @ a.T + b
+        q = self.motion(rigid, t, _size(_landmark_box(rigid))).astype(np.float64)
+        if self.shape is None:
+            return (q + (points - rigid)).astype(np.float32)
+        local = (points - rigid) @ np.linalg.inv(a).T           # the shape residual in the reference's frame
+        r = self.shape(local, t, self.size).astype(np.float64)
+        a_q, _ = similarity(self.reference, q)
+        return (q + r @ a_q.T).astype(np.float32)
+
+
 @dataclass
 class _Track:
     landmarks: np.ndarray           # (N, 2) the model's latest landmarks (unsmoothed: the next crop comes from them)
     score: float
     detector: str | None
-    filter: OneEuroFilter
+    config: "TrackConfig"
     reference: np.ndarray = None    # (N, 2) its landmarks when detected: the shape its crops are built from
     radius: float = 1.0             # RMS distance of the reference's points from their centre
+    filter: FaceFilter = None
 
     def __post_init__(self) -> None:
         self.reference = np.asarray(self.landmarks, np.float64).copy()
         self.radius = max(float(np.sqrt(((self.reference - self.reference.mean(0)) ** 2).sum(-1).mean())), 1e-6)
+        self.filter = FaceFilter(self.reference, self.config)
 
 
 def _landmark_box(points: np.ndarray) -> np.ndarray:
@@ -141,10 +175,6 @@ class Tracker:
 
     def reset(self) -> None:
         self.tracks, self.frame_index, self.last_detect = [], -1, -1
-
-    def _new_filter(self) -> OneEuroFilter:
-        c = self.config
-        return OneEuroFilter(c.min_cutoff, c.beta, c.d_cutoff)
 
     def _follow(self, img: np.ndarray) -> None:
         """Landmarks for every track from its last landmarks' training crop; lost tracks are dropped.
@@ -209,7 +239,7 @@ class Tracker:
         faces = self.lm(img, boxes=boxes[fresh], box_rule=name) if name else self.lm(img, boxes=boxes[fresh])
         for f, j in zip(faces, fresh):
             f.score, f.detector = float(scores[j]), name
-            self.tracks.append(_Track(f.landmarks, f.score, name, self._new_filter()))
+            self.tracks.append(_Track(f.landmarks, f.score, name, self.config))
         return faces
 
     def update(self, frame: Any, color: str = "rgb", t: float | None = None) -> list[Face]:
@@ -232,7 +262,7 @@ class Tracker:
         for tr in self.tracks:
             pts = tr.landmarks
             if self.config.smooth:
-                pts = tr.filter(pts, t, _size(_landmark_box(pts)))
+                pts = tr.filter(pts, t)
             box = boxes.get(id(tr))
             out.append(Face(box if box is not None else _landmark_box(pts), pts.astype(np.float32), tr.score,
                             tr.detector if box is not None else None))
