@@ -37,6 +37,7 @@ log = logging.getLogger(__name__)
 TITLE = "Facial landmark zoo"                   # the README's title too (a test holds them together)
 WORK_DIR = Path(tempfile.gettempdir()) / "facezoo-space"
 SHARED = Path(os.environ.get("SPACE_SHARED_DIR", Path(__file__).resolve().parents[2] / "shared"))
+SHIPPED_PHOTO = Path(__file__).with_name("examples") / "astronaut.jpg"     # public domain: see examples/README.md
 KEEP_S = 3600                                   # result files older than this are deleted
 DEFAULT_MAX_FACES = 8
 
@@ -591,11 +592,11 @@ def _published(name: str) -> bool:
 def example_rows() -> list[list[Any]]:
     """[photo, ground truth files or None, whole image?, label] per example.
 
-    With ../shared present: 300-W test photos with their .pts (real faces, real ground truth) and a WFLW crowd
-    photo (several faces), read in place, never copied into the repository. Without it: a face drawn at
-    start-up (the only photo this repository can ship), run as a whole-image face.
+    First the public-domain photo shipped in space/examples/ (see its README). With ../shared present, also
+    300-W test photos with their .pts (real ground truth) and a WFLW crowd photo (several faces), read in
+    place, never copied into the repository (non-commercial licences).
     """
-    rows: list[list[Any]] = []
+    rows: list[list[Any]] = [[str(SHIPPED_PHOTO), None, False, "NASA astronaut portrait (public domain)"]]
     w300 = SHARED / "data" / "300w"
     for rel in ("helen/testset/296961468_1.jpg", "helen/testset/2968784797_1.jpg"):   # Haar finds no false face
         p = w300 / rel
@@ -609,17 +610,7 @@ def example_rows() -> list[list[Any]]:
     crowd = _wflw_crowd_photo()
     if crowd is not None:
         rows.append([str(crowd), None, False, f"WFLW crowd · {crowd.name}"])
-    if rows:
-        return rows
-    folder = WORK_DIR / "examples"
-    folder.mkdir(parents=True, exist_ok=True)
-    img, pts = render.synthetic_face(384)
-    syn = folder / "drawn_face.png"
-    if not syn.is_file():
-        tmp = syn.with_name(f".{os.getpid()}.{syn.name}")      # atomic: several app processes may share it
-        render.save_png(img, tmp)
-        os.replace(tmp, syn)
-    return [[str(syn), None, True, "a drawn face (no photos here)"]]
+    return rows
 
 
 def _wflw_crowd_photo() -> Path | None:

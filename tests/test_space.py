@@ -187,12 +187,14 @@ def test_examples_point_at_shared_or_fall_back(monkeypatch, tmp_path):
     monkeypatch.setattr(app, "SHARED", tmp_path / "nothing_here")
     monkeypatch.setattr(app, "WORK_DIR", tmp_path / "work")
     rows = app.example_rows()
-    assert len(rows) == 1 and rows[0][2] is True and Path(rows[0][0]).is_file()      # the drawn face
+    assert len(rows) == 1 and rows[0][0] == str(app.SHIPPED_PHOTO) and Path(rows[0][0]).is_file()   # shipped
+    assert rows[0][1] is None and rows[0][2] is False
     if real_300w_sample() is not None:
         monkeypatch.setattr(app, "SHARED", Path(real_300w_sample()[0]).parents[4])
         rows = app.example_rows()
-        assert rows[0][0].endswith(".jpg") and rows[0][1][0].endswith(".pts") and rows[0][2] is False
-        assert all(str(app.SHARED) in r[0] for r in rows)                # read in place, never copied
+        assert rows[0][0] == str(app.SHIPPED_PHOTO)
+        assert rows[1][0].endswith(".jpg") and rows[1][1][0].endswith(".pts") and rows[1][2] is False
+        assert all(str(app.SHARED) in r[0] for r in rows[1:])            # read in place, never copied
 
 
 def test_title_agrees_with_readme():

@@ -106,24 +106,40 @@ def test_page_opens_on_a_result_and_compares_an_upload(browser, space_app, tmp_p
     if whole:
         pg.get_by_text("Face detector, backend and timing").click()
         pg.locator("#whole_image input[type=checkbox]").check()
-    from space.app import _model_label
     from space.models import available_space_peers
 
     chosen = [*TEST_MODELS, *available_space_peers()][:4]           # the peers too, when this machine has them
-    models = pg.locator("#models")
-    for box in models.locator("input[type=checkbox]").all():
-        box.uncheck()
-    for name in chosen:
-        models.get_by_label(_model_label(name), exact=True).check()
+    _check_models(pg, chosen)
     pg.locator("#run").click()
     _wait_result(pg)
     board = pg.locator("#leaderboard").inner_text()
     assert all(m in board for m in chosen) and "NME % on your photos" in board
     assert "computed once" not in pg.locator("#status").inner_text()
     assert pg.locator(".toast-body.error").count() == 0
-    pg.get_by_text("More photos and ground truth").click()      # folded again for the picture
-    _shot(pg, "space_desktop.png")
     _no_other_hosts(pg, space_app.url)
+    pg.close()
+
+
+def _check_models(pg, names) -> None:
+    from space.app import _model_label
+
+    models = pg.locator("#models")
+    for box in models.locator("input[type=checkbox]").all():
+        box.uncheck()
+    for name in names:
+        models.get_by_label(_model_label(name), exact=True).check()
+
+
+def test_desktop_screenshot_of_the_shipped_photo(browser, space_app):
+    """The README's picture: the public-domain example (never a ../shared photo) with up to four models."""
+    from space.models import available_space_peers
+
+    pg = _open(browser, space_app.url)
+    _wait_result(pg)                                          # opens on the shipped photo's result
+    _check_models(pg, [*TEST_MODELS, *available_space_peers()][:4])
+    pg.locator("#run").click()
+    _wait_result(pg)
+    _shot(pg, "space_desktop.png")
     pg.close()
 
 
