@@ -28,6 +28,7 @@ import numpy as np
 import pandas as pd
 
 from zoo.registry import ZooError
+from zoo.track import Tracker
 
 from . import compare, render
 from .models import CACHE, DETECTORS, available_detectors, available_models, is_peer, uses_own_detector
@@ -419,35 +420,92 @@ class Handlers:
         return (row[0], row[1], *out)
 
     # ---------------------------------------------------------------- live
-    def live(self, frame, model, detector, backend, whole_image):
-        """One webcam frame -> the frame with one model's landmarks (the Compare tab's drawing) and its speed,
-        written under the picture. Never raises."""
+    def live(self, frame, model, detector, backend, whole_image, state=None):
+        """One webcam frame -> (the frame with one model's landmarks, drawn as on the Compare tab, with its
+        speed written under the picture; the session's tracking state). Zoo models follow the face from frame
+        to frame with zoo.track.Tracker (the detector runs only when a face is lost, or every 30 frames) and
+        smooth it; peers on their own detector and "no detection" run on every frame. Never raises."""
         if frame is None:
-            return None
+            return None, state
         try:
             img = np.ascontiguousarray(np.asarray(frame)[..., :3], np.uint8)
             img, _ = render.fit_width(img, 640) if img.shape[1] > 640 else (img, 1.0)
             if model not in self.models_here:
-                return render.caption(img, "pick a model")
-            inp = compare.InputImage("webcam", img, 1.0, (img.shape[1], img.shape[0]))
-            own = uses_own_detector(model) and not whole_image
-            boxes, _, det_ms, _ = (np.zeros((0, 4), np.float32), None, 0.0, 0) if own else \
-                compare.detect(inp, detector, bool(whole_image), self.detectors, max_faces=4)
+                return render.caption(img, "pick a model"), None
+            if uses_own_detector(model) or whole_image:
+                return self._live_frame(img, model, detector, backend, whole_image), None
+            key = (model, detector, backend)
+            if not state or state.get("key") != key:          # a new choice starts a new track
+                state = {"key": key, "view": _LiveView(_SpaceDetector(self.detectors, detector)), "tracker": None}
+            t0 = time.perf_counter()
             with self.cache.use(model, backend) as lm:
-                faces = lm(img, max_faces=4) if own else (lm(img, boxes=boxes, box_rule=None if whole_image else detector)
-                                                          if len(boxes) else [])
-                t = dict(lm.timings)
-            if not own and len(boxes) == 0:
-                return render.caption(img, f"no face ({detector}, {det_ms:.0f} ms)")
-            total = (0.0 if own else det_ms) + sum(t.get(k, 0.0) for k in compare.STAGES)
-            layer = render.Layer(model, faces, lm.scheme, render.model_color(0))
-            out = render.overlay(img, [layer], None if own or whole_image else boxes, width=img.shape[1])
-            return render.caption(out, f"{model} | {total:.0f} ms | {1000 / max(total, 1e-3):.1f} FPS")
+                view = state["view"].using(lm)
+                if state["tracker"] is None:
+                    state["tracker"] = Tracker(view, max_faces=4)
+                faces = state["tracker"].update(img)
+                scheme = lm.scheme
+            ms = (time.perf_counter() - t0) * 1000.0
+            stats = state["tracker"].stats
+            if not faces:
+                return render.caption(img, f"no face ({detector}, {ms:.0f} ms)"), state
+            out = render.overlay(img, [render.Layer(model, faces, scheme, render.model_color(0))], None,
+                                 width=img.shape[1])
+            return render.caption(out, f"{model} | {ms:.0f} ms | {1000 / max(ms, 1e-3):.1f} FPS | tracked: "
+                                       f"{detector} ran on {stats['detections']} of {stats['frames']} frames"), state
         except ZooError as e:
-            return render.caption(np.zeros((240, 320, 3), np.uint8), str(e)[:60])
+            return render.caption(np.zeros((240, 320, 3), np.uint8), str(e)[:60]), None
         except Exception:  # noqa: BLE001 - a stream must go on
             log.exception("live frame failed")
-            return frame
+            return frame, None
+
+    def _live_frame(self, img: np.ndarray, model: str, detector: str, backend: str, whole_image: bool) -> np.ndarray:
+        """A frame without tracking: the shared detector (or the whole frame, or a peer's own detector) each time."""
+        inp = compare.InputImage("webcam", img, 1.0, (img.shape[1], img.shape[0]))
+        own = uses_own_detector(model) and not whole_image
+        boxes, _, det_ms, _ = (np.zeros((0, 4), np.float32), None, 0.0, 0) if own else \
+            compare.detect(inp, detector, bool(whole_image), self.detectors, max_faces=4)
+        with self.cache.use(model, backend) as lm:
+            faces = lm(img, max_faces=4) if own else (lm(img, boxes=boxes, box_rule=None if whole_image else detector)
+                                                      if len(boxes) else [])
+            t = dict(lm.timings)
+        if not own and len(boxes) == 0:
+            return render.caption(img, f"no face ({detector}, {det_ms:.0f} ms)")
+        total = (0.0 if own else det_ms) + sum(t.get(k, 0.0) for k in compare.STAGES)
+        layer = render.Layer(model, faces, lm.scheme, render.model_color(0))
+        out = render.overlay(img, [layer], None if own or whole_image else boxes, width=img.shape[1])
+        return render.caption(out, f"{model} | {total:.0f} ms | {1000 / max(total, 1e-3):.1f} FPS")
+
+
+class _SpaceDetector:
+    """The Space's shared, locked detector as a zoo detector: image -> (boxes, scores), with its name."""
+
+    def __init__(self, detectors, name: str):
+        self.detectors, self.name = detectors, name
+
+    def __call__(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        boxes, scores, _ = self.detectors.detect(self.name, image)
+        return boxes, scores
+
+
+class _LiveView:
+    """A cached landmarker as one session's tracker sees it: the cache's object (shared, possibly reloaded
+    between frames) with the live tab's detector in front of it."""
+
+    def __init__(self, detector: _SpaceDetector):
+        self.detector = self._detector = detector
+        self.lm = None
+
+    def using(self, lm) -> "_LiveView":
+        self.lm = lm
+        return self
+
+    def __getattr__(self, name: str):
+        if name.startswith("__") or name == "lm":       # copy/pickle probes, or before __init__ ran
+            raise AttributeError(name)
+        return getattr(self.lm, name)
+
+    def __call__(self, *args, **kwargs):
+        return self.lm(*args, **kwargs)
 
 
 def build_demo(cache=None, detectors=None, precompute: bool | None = None) -> gr.Blocks:
@@ -566,7 +624,8 @@ def build_demo(cache=None, detectors=None, precompute: bool | None = None) -> gr
         models.input(h.stale, None, outputs, api_visibility="private", queue=False).then(
             h.cards, [models], [cards], api_name="cards", concurrency_limit=None)
         demo.load(h.initial, None, [image, ground_truth, *outputs], api_visibility="private")
-        cam.stream(h.live, [cam, live_model, live_detector, live_backend, live_whole], [cam_out],
+        live_state = gr.State(None)                   # this session's tracker (faces followed between frames)
+        cam.stream(h.live, [cam, live_model, live_detector, live_backend, live_whole, live_state], [cam_out, live_state],
                    api_name="live", api_visibility="undocumented", stream_every=0.25, time_limit=120,
                    concurrency_limit=1, show_progress="full")
     if precompute if precompute is not None else os.environ.get("SPACE_PRECOMPUTE", "1") != "0":

@@ -438,13 +438,35 @@ def test_live_frame_handler(space_app):
 
     live = space_app.demo.handlers.live
     frame = synthetic_face(480)[0]
-    out = live(frame, TEST_MODELS[0], "haar", "torch", True)
-    assert out.shape[1] == frame.shape[1] and out.shape[0] > frame.shape[0]
+    out, state = live(frame, TEST_MODELS[0], "haar", "torch", True)
+    assert out.shape[1] == frame.shape[1] and out.shape[0] > frame.shape[0] and state is None   # no tracking
     assert not np.array_equal(out[:frame.shape[0]], frame)
     assert np.array_equal(out[:8, :8], frame[:8, :8])               # the top-left corner stays the photo
     assert out[frame.shape[0]:].mean() < 60                         # the caption band: dark, below the photo
-    assert live(None, TEST_MODELS[0], "haar", "torch", True) is None
-    assert live(frame, "no_such_model", "haar", "torch", True).shape[1] == frame.shape[1]
+    assert live(None, TEST_MODELS[0], "haar", "torch", True) == (None, None)
+    assert live(frame, "no_such_model", "haar", "torch", True)[0].shape[1] == frame.shape[1]
+
+
+def test_live_tab_tracks_the_face_between_frames(space_app):
+    """A moving clip of the shipped photo through the stream handler: the session's tracker follows the face,
+    so the detector runs on a few frames only, and every frame gets the face's landmarks."""
+    import zoo
+    from space.app import SHIPPED_PHOTO
+    from zoo.images import load_image
+    from zoo.track import moving_face_clip
+
+    img = load_image(SHIPPED_PHOTO)
+    truth = zoo.load(TEST_MODELS[0], detector="haar")(img)[0].landmarks
+    clip, _ = moving_face_clip(img, truth, n_frames=12, size=(480, 360))
+    live, state, outs = space_app.demo.handlers.live, None, []
+    for frame in clip:
+        out, state = live(frame, TEST_MODELS[0], "haar", "torch", False, state)
+        outs.append(out)
+    stats = state["tracker"].stats
+    assert stats["frames"] == 12 and 1 <= stats["detections"] <= 3, stats
+    assert all(o.shape[1] == 480 and o.shape[0] > 360 for o in outs)
+    _, other = live(clip[0], TEST_MODELS[0], "haar", "onnx", False, state)
+    assert other["tracker"] is not state["tracker"]                 # a new choice starts a new track
 
 
 def test_page_makes_no_font_requests_elsewhere(space_app):
