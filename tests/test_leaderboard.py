@@ -57,8 +57,8 @@ def test_build_writes_tables_plots_and_readme_from_stored_json(stored: Path, tmp
     md = lb.build(stored, PROTOCOLS, "python -m train.leaderboard --build-only", readme)
     text = md.read_text()
     # Every cell is the stored number: m1's detector cell carries its misses; peer rows come after zoo rows.
-    assert "| `m1` | 3.41 | 3.62 (2 missed) | - | 12.00 M | 19.5 (onnx) |" in text
-    assert "| peer (peer) | 2.87 | - | 5.55 | 12.00 M | - |" in text
+    assert "| `m1` | 3.41 | 3.62 (2 missed) | - | - | 12.00 M | 19.5 (onnx) |" in text
+    assert "| peer (peer) | 2.87 | - | 5.55 | - | 12.00 M | - |" in text
     assert text.index("`m1`") < text.index("peer (peer)")
     # A peer on its own detector has one measurement, shown under both protocols.
     assert "| dlibish (peer) | 2.70 (1 missed) | 2.70 (1 missed) | - |" in text
@@ -124,3 +124,18 @@ def test_run_one_stores_then_reuses_and_adds_missing_perturbations(tmp_path: Pat
     assert set(doc["robustness"]) == {"occluder"} and "--robustness occluder" in doc["evaluate_command"]
     lb.run_one(model, samples, robust=("occluder",), rerun=True, **args)
     assert model.calls == calls + 6                               # --rerun: clean and perturbed again
+
+
+def test_int8_cell_reads_the_registry(monkeypatch):
+    """The leaderboard's int8 column shows what `train.int8 --write` stored; peers have none."""
+    from dataclasses import replace
+
+    from train import report
+    from zoo import registry
+
+    e = registry.get("pipnet_r18_300w")
+    fake = replace(e, metrics={**e.metrics, "nme_int8": 0.0345, "split_int8": "common"})
+    monkeypatch.setattr(registry, "get", lambda n: fake if n == e.name else registry.entries()[n] if n in
+                        registry.entries() else (_ for _ in ()).throw(registry.ZooError(n)))
+    assert report.int8_of("pipnet_r18_300w") == "3.45 (common)"
+    assert report.int8_of("dlib") == "-"

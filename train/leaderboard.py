@@ -259,6 +259,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                 done.add((name, dataset, pkey))
             if a.bench:
                 run_bench(names, results / "bench.json", a.threads)
+        made_by = results / "command.txt"      # the run that measured the stored results, kept by --build-only
+        if a.build_only and made_by.is_file():
+            command = made_by.read_text().strip()
+        elif not a.build_only:
+            made_by.write_text(command + "\n")
         md = build(a.out, protocols, command, a.readme)
     except (ZooError, ValueError, FileNotFoundError, ImportError, KeyError) as e:
         print(f"error: {e}", file=sys.stderr)

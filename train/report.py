@@ -84,16 +84,28 @@ def speed_of(bench: dict | None, model: str) -> str:
     return f"{best['per_face']:.1f} ({best['backend']})"
 
 
+def int8_of(model: str) -> str:
+    """A zoo entry's int8 NME (%) as `python -m train.int8 NAME --write` stored it in the registry."""
+    from zoo import registry
+
+    try:
+        m = registry.get(model).metrics
+    except registry.ZooError:           # a peer
+        return "-"
+    return _pct(m.get("nme_int8")) + (f" ({m['split_int8']})" if m.get("nme_int8") is not None else "")
+
+
 def main_table(docs: Sequence[dict], protocols: Sequence[str], bench: dict | None = None) -> str:
-    """Rows = models, columns = dataset x protocol (NME %, missed faces), params and ms/face."""
+    """Rows = models, columns = dataset x protocol (NME %, missed faces), int8 NME, params and ms/face."""
     at = index(docs)
     cols = [(c, p) for c in COLUMNS for p in protocols if any(k[1:] == (c.key, p) for k in at)]
-    head = ["model", *(f"{c.title}, {protocol_title(p)}" for c, p in cols), "params", "ms/face"]
+    head = ["model", *(f"{c.title}, {protocol_title(p)}" for c, p in cols), "int8 NME (GT crop)", "params",
+            "ms/face"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for model, label in _rows(docs):
         params = next((d.get("params") for d in docs if d["model"] == model and d.get("params")), None)
         cells = [_cell(lookup(at, model, c.key, p)) for c, p in cols]
-        lines.append("| " + " | ".join([label, *cells, f"{params / 1e6:.2f} M" if params else "-",
+        lines.append("| " + " | ".join([label, *cells, int8_of(model), f"{params / 1e6:.2f} M" if params else "-",
                                         speed_of(bench, model)]) + " |")
     return "\n".join(lines)
 

@@ -455,6 +455,7 @@ def _slug(text: str) -> str:
 def _metric_items(metrics: dict[str, Any]) -> list[tuple[str, float]]:
     keys = [k for k in ("nme", "fr", "auc") if k in metrics]
     keys += sorted(k for k, v in metrics.items() if k not in keys and k not in _NOT_METRICS
+                   and not k.startswith("n_")      # face counts (n_int8), like n
                    and isinstance(v, (int, float)) and not isinstance(v, bool))
     return [(k, float(metrics[k])) for k in keys]
 
