@@ -259,11 +259,13 @@ def main(argv: Sequence[str] | None = None) -> int:
                 done.add((name, dataset, pkey))
             if a.bench:
                 run_bench(names, results / "bench.json", a.threads)
-        made_by = results / "command.txt"      # the run that measured the stored results, kept by --build-only
-        if a.build_only and made_by.is_file():
-            command = made_by.read_text().strip()
-        elif not a.build_only:
-            made_by.write_text(command + "\n")
+        made_by = results / "command.txt"      # the runs that measured the stored results (--build-only adds none)
+        runs = made_by.read_text().splitlines() if made_by.is_file() else []
+        if not a.build_only and command not in runs:
+            runs.append(command)
+            made_by.write_text("\n".join(runs) + "\n")
+        if runs:
+            command = "`, then `".join(runs)
         md = build(a.out, protocols, command, a.readme)
     except (ZooError, ValueError, FileNotFoundError, ImportError, KeyError) as e:
         print(f"error: {e}", file=sys.stderr)
