@@ -1,7 +1,6 @@
 """Schemes: face regions and the WFLW 98 -> 68 point map, structurally and on real WFLW faces."""
 from __future__ import annotations
 
-from pathlib import Path
 
 import numpy as np
 import pytest

@@ -2,7 +2,6 @@
 speed/false-positive settings, and the default detector (the best one whose weights are on the machine)."""
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 import zoo

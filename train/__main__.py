@@ -16,7 +16,6 @@ from pathlib import Path
 
 import torch
 
-from zoo.schemes import get_scheme
 
 from .distributed import init_from_env, main_first, shutdown
 from .loop import Trainer, load_train_data

@@ -37,7 +37,6 @@ def cmd_info(a) -> int:
 
 
 def cmd_predict(a) -> int:
-    import numpy as np
 
     import zoo
     from .draw import draw_faces
