@@ -19,7 +19,7 @@ import torch
 
 from .distributed import init_from_env, main_first, shutdown
 from .loop import Trainer, load_train_data
-from .card import training_markdown
+from .output import finish
 from .recipes import get_recipe, resolve_teacher
 
 log = logging.getLogger("train")
@@ -33,26 +33,6 @@ def load_teacher(name_or_folder: str, device: str):
     for p in teacher.parameters():
         p.requires_grad_(False)
     return teacher
-
-
-def finish(trainer: Trainer, out: Path, data_dir: Path, evaluate: bool, command: str,
-           progress: bool = True) -> Path:
-    """Hub-ready folder in out/final: weights, config, card with measured metrics, CED plot, per-image CSV."""
-    from zoo.hub import render_card, save_folder
-
-    final = out / "final"
-    config = trainer.config()
-    state = {k: v.detach().cpu() for k, v in trainer.model.state_dict().items()}
-    save_folder(final, state, config, render_card(config, None, training_markdown(config)))
-    metrics = None
-    if evaluate:
-        from .evaluate import evaluate_folder
-        metrics = evaluate_folder(final, data_dir, trainer.recipe.dataset, trainer.recipe.test_split, final,
-                                  progress=progress)
-        save_folder(final, state, config, render_card(config, metrics, training_markdown(config)))
-    (final / "train_command.txt").write_text(command + "\n")
-    log.info("Hub-ready folder: %s%s", final, f" (NME {metrics['nme']:.4f})" if metrics else "")
-    return final
 
 
 def main(argv: list[str] | None = None) -> int:

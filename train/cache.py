@@ -39,7 +39,7 @@ def cached_crops(samples, size: int, scale: float, tag: str, cache_dir: Path | N
     imgs, lms = build_crops(samples, size, scale, progress)
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.stem + ".tmp.npz")
+        tmp = path.with_name(f"{path.stem}.{os.getpid()}.tmp.npz")     # per process: concurrent runs race
         np.savez(tmp, images=imgs, landmarks=lms)
         os.replace(tmp, path)           # readers (other ranks, other runs) never see a half-written cache
         log.info("cached %d crops in %s", len(imgs), path)

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .recipes import SCRATCH_NOTE
+from .recipes import FEWSHOT_NOTE, SCRATCH_NOTE
 
 
 def training_markdown(config: dict[str, Any]) -> str:
@@ -17,8 +17,22 @@ def training_markdown(config: dict[str, Any]) -> str:
              f"- Hardware: {t.get('hardware')}; bf16 autocast: {t.get('bf16')}; wall time "
              f"{(t.get('wall_time_s') or 0) / 60:.0f} min; median {t.get('images_per_s')} images/s; "
              f"final loss {t.get('final_loss')}."]
-    if not r.get("pretrained", True):
+    if r.get("partial"):
+        lines.append(f"- {FEWSHOT_NOTE}")
+    elif not r.get("pretrained", True) and not config.get("init"):
         lines.append(f"- {SCRATCH_NOTE}")
+    if config.get("init"):
+        lines.append(f"- Started from {config['init']}.")
+    st = t.get("self_training")
+    if st:
+        c = st["curriculum"]
+        lines.append(f"- Self-training round {st['round']} of {st['of']} (train/selftrain.py) from `{st.get('start')}`: "
+                     f"{st['photos']} unlabelled "
+                     f"photos ({st['unlabeled']}), {st['labelled_faces']} faces detected at >= {c['min_face']} px and "
+                     f"pseudo-labelled by the previous round's model, the {st['kept']} most reliable kept (flip "
+                     f"disagreement <= {c['max_disagreement']} of the inter-ocular distance; curriculum shares "
+                     f"{c['keep']}, score map only in the first {c['coarse_rounds']} round(s)); "
+                     f"{c['epochs']} epochs at lr {c['lr']} on them and the labelled data. No test image is used.")
     if r.get("teacher"):
         lines.append(f"- Distillation from `{r['teacher']}`: feature-aligned weight {r.get('fa_weight')}, "
                      f"feature-similarity weight {r.get('fs_weight')}.")

@@ -22,13 +22,14 @@ from zoo.bench import cpu_name
 from zoo.landmarker import normalise_tensor
 from zoo.nets import build_model
 from zoo.nets.backbones import find_imagenet_checkpoint, load_imagenet
-from zoo.schemes import get_scheme
+from zoo.schemes import embed_points, get_scheme
 
 from .augment import augment_batch
 from .cache import cached_crops
 from .distributed import SINGLE, DistInfo, barrier, mean_across
 from .losses import FeatureAligner, feature_similarity_loss, heatmap_loss, pipnet_loss
 from .recipes import Recipe
+from .transfer import init_from
 
 log = logging.getLogger(__name__)
 
@@ -36,21 +37,65 @@ log = logging.getLogger(__name__)
 @dataclass
 class TrainData:
     images: torch.Tensor      # (M,3,S,S) uint8
-    landmarks: torch.Tensor   # (M,N,2) in [0,1]
+    landmarks: torch.Tensor   # (M,N,2) in [0,1]; NaN where a face does not label a point (partial labels)
     n_images: int
     source: str
+    coarse: torch.Tensor | None = None   # (M,) bool: the face supervises the score map only (pseudo-labels)
+
+    @staticmethod
+    def concat(parts: list["TrainData"]) -> "TrainData":
+        coarse = None
+        if any(p.coarse is not None for p in parts):
+            coarse = torch.cat([p.coarse if p.coarse is not None else torch.zeros(p.n_images, dtype=torch.bool)
+                                for p in parts])
+        return TrainData(torch.cat([p.images for p in parts]), torch.cat([p.landmarks for p in parts]),
+                         sum(p.n_images for p in parts), " + ".join(p.source for p in parts), coarse)
+
+
+def crops_data(samples, size: int, scale: float, tag: str, source: str, scheme: str | None = None,
+               src_scheme: str | None = None, repeat: int = 1, progress: bool = True) -> TrainData:
+    """Cached crops of `samples` as TrainData; labels of `src_scheme` are embedded in `scheme` (NaN elsewhere)."""
+    imgs, lms = cached_crops(samples, size, scale, tag, progress=progress)
+    if scheme and src_scheme:
+        lms = embed_points(lms, src_scheme, scheme)
+    images, landmarks = torch.from_numpy(imgs).permute(0, 3, 1, 2).contiguous(), torch.from_numpy(lms)
+    if repeat > 1:
+        images, landmarks = images.repeat(repeat, 1, 1, 1), landmarks.repeat(repeat, 1, 1)
+        source = f"{source} x{repeat} per epoch"
+    return TrainData(images, landmarks, len(images), source)
 
 
 def load_train_data(recipe: Recipe, data_dir: Path, size: int, scale: float, limit: int | None = None,
                     progress: bool = True) -> TrainData:
-    from .datasets import read_dataset
+    """The recipe's train split (x recipe.repeat) and its partial-label sets (`recipe.partial`, read from
+    data_dir/<dataset> or data_dir's parent/<dataset>)."""
+    from .datasets import dataset_root, read_dataset
 
     samples = read_dataset(recipe.dataset, Path(data_dir), recipe.train_split)
     if limit:
         samples = samples[:limit]
-    imgs, lms = cached_crops(samples, size, scale, f"{recipe.dataset}_{recipe.train_split}", progress=progress)
-    return TrainData(torch.from_numpy(imgs).permute(0, 3, 1, 2).contiguous(), torch.from_numpy(lms),
-                     len(samples), f"{recipe.dataset}/{recipe.train_split} ({len(samples)} faces) from {data_dir}")
+    parts = [crops_data(samples, size, scale, f"{recipe.dataset}_{recipe.train_split}",
+                        f"{recipe.dataset}/{recipe.train_split} ({len(samples)} faces) from {data_dir}",
+                        repeat=recipe.repeat, progress=progress)]
+    scheme = registry.get(recipe.name).scheme
+    for item in recipe.partial:
+        name, _, split = item.partition("/")
+        root = partial_root(Path(data_dir), name, dataset_root)
+        extra = read_dataset(name, root, split or None)
+        if limit:
+            extra = extra[:limit]
+        parts.append(crops_data(extra, size, scale, f"{name}_{split}", f"{name}/{split} ({len(extra)} faces, "
+                                f"shared points only) from {root}", scheme, name, progress=progress))
+    return TrainData.concat(parts) if len(parts) > 1 else parts[0]
+
+
+def partial_root(data_dir: Path, name: str, dataset_root) -> Path:
+    """Where a partial-label dataset lives: beside the main one (../shared/data/300w next to .../wflw)."""
+    for cand in (data_dir, data_dir.parent):
+        root = dataset_root(name, cand)
+        if root != cand or cand.name.lower() == name:
+            return root
+    raise FileNotFoundError(f"no {name} data under {data_dir} or beside it; put it at {data_dir.parent / name}")
 
 
 def hardware(device: str) -> str:
@@ -93,8 +138,9 @@ class _Objective(nn.Module):
         self.model, self.aligner = trainer.model, trainer.aligner
         self._loss = trainer.loss
 
-    def forward(self, x: torch.Tensor, lms: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
-        return self._loss(x, lms)
+    def forward(self, x: torch.Tensor, lms: torch.Tensor, coarse: torch.Tensor | None = None
+                ) -> tuple[torch.Tensor, dict[str, float]]:
+        return self._loss(x, lms, coarse)
 
 
 class Trainer:
@@ -114,8 +160,10 @@ class Trainer:
         self.entry = registry.get(recipe.name)
         self.scheme = get_scheme(self.entry.scheme)
         torch.manual_seed(recipe.seed)
-        self.mean_face = data.landmarks.mean(0).numpy()
-        self.model = make_model(recipe, self.mean_face, pretrained_path).to(device)
+        self.mean_face = data.landmarks.nanmean(0).numpy()      # each point over the faces that label it
+        self.model = make_model(recipe, self.mean_face, pretrained_path)
+        self.init_note = init_from(self.model, self.entry.scheme, recipe.init) if recipe.init else None
+        self.model.to(device)
         self.teacher = teacher
         params = list(self.model.parameters())
         self.aligner = None
@@ -137,6 +185,7 @@ class Trainer:
         self.history: list[dict[str, float]] = []
         self.flip_perm = torch.as_tensor(self.scheme.flip_perm)
         self.wall = 0.0
+        self.extra: dict[str, Any] = {}      # more of the training record for the card (e.g. self-training)
 
     # -- checkpoints: torch.save of tensors and plain values only, read back with weights_only=True
     @property
@@ -167,10 +216,11 @@ class Trainer:
         log.info("resumed %s at epoch %d", self.recipe.name, self.epoch)
         return True
 
-    def loss(self, x: torch.Tensor, lms: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
+    def loss(self, x: torch.Tensor, lms: torch.Tensor, coarse: torch.Tensor | None = None
+             ) -> tuple[torch.Tensor, dict[str, float]]:
         r = self.recipe
         if self.entry.arch == "pipnet":
-            return pipnet_loss(self.model(x), lms, self.model.nb_idx, r.cls_weight, r.reg_weight)
+            return pipnet_loss(self.model(x), lms, self.model.nb_idx, r.cls_weight, r.reg_weight, coarse)
         feats = self.model.forward_features(x)
         total = heatmap_loss(feats["heatmaps"], lms, r.heatmap_sigma)
         parts = {"hm": total.item()}
@@ -209,12 +259,13 @@ class Trainer:
                 idx = order[start:start + b]
                 img = d.images[idx].to(self.device, non_blocking=True)
                 lms = d.landmarks[idx].to(self.device)
+                coarse = d.coarse[idx].to(self.device) if d.coarse is not None else None
                 x, lms = augment_batch(img, lms, r.augment, self.flip_perm, streams[j])
                 x = normalise_tensor(x, pre.mean, pre.std)
                 last = a == self.accum - 1          # DDP averages gradients once, after the last micro-batch
                 with nullcontext() if last or not self.dist.active else self.objective.no_sync():
                     with torch.autocast(self.device.split(":")[0], dtype=torch.bfloat16, enabled=self.bf16):
-                        loss, parts = self.objective(x, lms)
+                        loss, parts = self.objective(x, lms, coarse)
                     (loss / self.accum).backward()
                 step_loss += loss.item() / self.accum
                 seen += len(idx)
@@ -243,7 +294,7 @@ class Trainer:
         e = self.entry
         return {"name": e.name, "arch": e.arch, "arch_args": e.arch_args, "scheme": e.scheme, "dataset": e.dataset,
                 "preprocess": e.to_dict()["preprocess"], "license": e.license, "notes": e.notes,
-                "params": sum(p.numel() for p in self.model.parameters()),
+                "params": sum(p.numel() for p in self.model.parameters()), "init": self.init_note,
                 "recipe": self.recipe.to_dict(),
                 "training": {"epochs": self.epoch, "wall_time_s": round(self.wall, 1), "hardware": hardware(self.device),
                              "data": self.data.source, "bf16": self.bf16,
@@ -251,4 +302,4 @@ class Trainer:
                              if self.history else None,
                              "final_loss": round(self.history[-1]["loss"], 5) if self.history else None,
                              "processes": self.dist.world, "accumulation": self.accum,
-                             "global_batch": self.global_batch, "lr": self.lr}}
+                             "global_batch": self.global_batch, "lr": self.lr, **self.extra}}

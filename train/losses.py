@@ -19,23 +19,42 @@ def pipnet_targets(lms: torch.Tensor, nb_idx: torch.Tensor, h: int, w: int):
     return flat, own, nb
 
 
+def supervised(lms: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Partial labels: NaN marks a point its face does not label. (mask (B,N) float, landmarks with the
+    missing points filled in, so target arithmetic stays finite; the mask keeps them out of every loss)."""
+    mask = torch.isfinite(lms).all(dim=-1)
+    return mask.to(lms.dtype), torch.where(mask[..., None], lms, torch.full_like(lms, 0.5))
+
+
+def _masked_mean(err: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """Mean of `err` over the entries `weight` keeps (weight broadcast to err); 0 when it keeps none."""
+    weight = weight.expand_as(err)
+    return (err * weight).sum() / weight.sum().clamp_min(1.0)
+
+
 def pipnet_loss(outputs, lms: torch.Tensor, nb_idx: torch.Tensor, cls_weight: float = 10.0,
-                reg_weight: float = 1.0) -> tuple[torch.Tensor, dict[str, float]]:
+                reg_weight: float = 1.0, coarse: torch.Tensor | None = None) -> tuple[torch.Tensor, dict[str, float]]:
+    """PIPNet's loss. Points whose landmarks are NaN are unsupervised (partial labels: a 300-W face in a
+    98-point model), and so is a neighbour offset towards one. Faces flagged `coarse` (B,) supervise the
+    score map only, the cell and not the offsets within it (the first round of the self-training curriculum)."""
     cls, ox, oy, nbx, nby = (o.float() for o in outputs)
     b, n, h, w = cls.shape
     k = nb_idx.shape[1]
+    mask, lms = supervised(lms.float())
     flat, own, nb = pipnet_targets(lms, nb_idx, h, w)
     onehot = F.one_hot(flat, h * w).float().view(b, n, h, w)
-    loss_cls = F.mse_loss(cls, onehot)
+    loss_cls = _masked_mean((cls - onehot) ** 2, mask[:, :, None, None])
+    fine = mask if coarse is None else mask * (~coarse.bool()).to(mask)[:, None]
 
     def at(t: torch.Tensor, per: int) -> torch.Tensor:
         t = t.reshape(b, n, per, h * w)
         return t.gather(3, flat[:, :, None, None].expand(b, n, per, 1))[..., 0]
 
-    loss_x = F.l1_loss(at(ox, 1)[..., 0], own[..., 0])
-    loss_y = F.l1_loss(at(oy, 1)[..., 0], own[..., 1])
-    loss_nbx = F.l1_loss(at(nbx, k), nb[..., 0])
-    loss_nby = F.l1_loss(at(nby, k), nb[..., 1])
+    loss_x = _masked_mean((at(ox, 1)[..., 0] - own[..., 0]).abs(), fine)
+    loss_y = _masked_mean((at(oy, 1)[..., 0] - own[..., 1]).abs(), fine)
+    nb_fine = fine[:, :, None] * mask[:, nb_idx]                      # both ends of the offset labelled
+    loss_nbx = _masked_mean((at(nbx, k) - nb[..., 0]).abs(), nb_fine)
+    loss_nby = _masked_mean((at(nby, k) - nb[..., 1]).abs(), nb_fine)
     reg = loss_x + loss_y + loss_nbx + loss_nby
     total = cls_weight * loss_cls + reg_weight * reg
     return total, {"cls": loss_cls.item(), "reg": reg.item()}
@@ -53,8 +72,10 @@ def gaussian_heatmaps(lms: torch.Tensor, h: int, w: int, sigma: float) -> torch.
 
 
 def heatmap_loss(pred: torch.Tensor, lms: torch.Tensor, sigma: float) -> torch.Tensor:
+    """Heatmap MSE x100 (on the scale of the other terms); NaN landmarks are unsupervised, as in pipnet_loss."""
+    mask, lms = supervised(lms.float())
     target = gaussian_heatmaps(lms, pred.shape[2], pred.shape[3], sigma)
-    return F.mse_loss(pred.float(), target) * 100.0     # x100: keeps it on the scale of the other terms
+    return _masked_mean((pred.float() - target) ** 2, mask[:, :, None, None]) * 100.0
 
 
 class FeatureAligner(nn.Module):

@@ -158,6 +158,20 @@ WFLW98_TO_68: tuple[int, ...] = (
 _POINT_MAPS: dict[tuple[str, str], tuple[int, ...]] = {("98", "68"): WFLW98_TO_68}
 
 
+def embed_points(points: np.ndarray, src: str, dst: str) -> np.ndarray:
+    """The inverse of convert_points for training on partial labels: landmarks (..., N, 2) of scheme `src`
+    placed in the layout of the larger scheme `dst`, NaN where `src` has no point ("68" -> "98")."""
+    a, b = get_scheme(src).name, get_scheme(dst).name
+    pts = np.asarray(points, dtype=np.float32)
+    if a == b:
+        return pts
+    if (b, a) not in _POINT_MAPS:
+        raise ZooError(f"no point map from scheme {b!r} to scheme {a!r}, so {a!r} labels cannot train a {b!r} model")
+    out = np.full(pts.shape[:-2] + (SCHEMES[b].num_points, 2), np.nan, np.float32)
+    out[..., list(_POINT_MAPS[(b, a)]), :] = pts
+    return out
+
+
 def convert_points(points: np.ndarray, src: str, dst: str) -> np.ndarray:
     """Landmarks (..., N, 2) of scheme `src` as scheme `dst` (names, datasets or point counts: "98", "wflw",
     68). Only subsets are supported ("98" -> "68"); the same scheme gives the points back unchanged."""

@@ -25,7 +25,11 @@ ATTRIBUTES = ("pose", "expression", "illumination", "makeup", "occlusion", "blur
 # WFLW's subset-list names for the attributes (only pose differs).
 LIST_NAMES = {"pose": "largepose", "expression": "expression", "illumination": "illumination",
               "makeup": "makeup", "occlusion": "occlusion", "blur": "blur"}
-BASE_SPLITS = ("test", "train", "fewshot_train")
+BASE_SPLITS = ("test", "train", "fewshot_train", "fewshot_fit", "fewshot_val")
+# fewshot_train split by photo for choosing settings without the test faces: every 5th photo in sorted order
+# (10 of the shared list's 51 photos) is held out as fewshot_val, the rest is fewshot_fit.
+_HELD_OUT = {"fewshot_fit": ("fewshot_train", False), "fewshot_val": ("fewshot_train", True)}
+_VAL_EVERY = 5
 # A base split, an attribute subset of the test split ("pose"), or of any base ("fewshot_train_blur").
 SPLITS = BASE_SPLITS + ATTRIBUTES + tuple(f"{b}_{a}" for b in BASE_SPLITS for a in ATTRIBUTES)
 _RECT_DIR = "list_98pt_rect_attr_train_test"
@@ -141,6 +145,12 @@ def read_wflw(root: str | Path, split: str = "test") -> list[Sample]:
     `Sample.attributes` holds the six flags when the list or its subset lists give them."""
     root = Path(root)
     base, attr = split_parts(split)
+    if base in _HELD_OUT:
+        parent, held_out = _HELD_OUT[base]
+        samples = read_wflw(root, parent + (f"_{attr}" if attr else ""))
+        photos = sorted({s.image_path for s in read_wflw(root, parent)})
+        val = set(photos[_VAL_EVERY // 2::_VAL_EVERY])
+        return [s for s in samples if (s.image_path in val) == held_out]
     ann = annotation_file(root, base)
     img_dir = images_dir(root)
     faces = read_list(ann)
