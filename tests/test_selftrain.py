@@ -140,7 +140,10 @@ def test_selftrain_rounds_end_to_end(tmp_path, monkeypatch):
     assert [r["coarse"] for r in rounds] == [True, False]
     assert rounds[0]["kept"] <= rounds[1]["kept"] <= rounds[0]["faces"]
     assert all(0 < r["val_nme"] < 1 and 0 < r["report"]["fewshot_fit"] < 1 for r in rounds)
-    assert (out / "best.txt").read_text().strip() in {r["folder"] for r in rounds}
+    start = json.loads((out / "round0.json").read_text())
+    assert start["folder"] == "pipnet_mbv2_300w" and 0 < start["val_nme"] < 1
+    best = min([start] + rounds, key=lambda r: r["val_nme"])
+    assert (out / "best.txt").read_text().strip() == best["folder"]
     cfg = json.loads((out / "round2" / "final" / "config.json").read_text())
     assert cfg["training"]["self_training"]["kept"] == rounds[1]["kept"]
     assert "Self-training round 2 of 2" in (out / "round2" / "final" / "README.md").read_text()

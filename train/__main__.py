@@ -54,6 +54,9 @@ def main(argv: list[str] | None = None) -> int:
                    help="the paper's recipe as published (Adam 1e-4, step schedule), not the zoo's from-scratch one")
     p.add_argument("--teacher", help="MobileFAN: teacher zoo entry or folder (default: the best published PIPNet "
                    "of the dataset)")
+    p.add_argument("--init", help="zoo entry or model folder to start from (train/transfer.py: across schemes and "
+                   "architectures, what matches)")
+    p.add_argument("--heatmap-fg-weight", type=float, help="MobileFAN: extra weight of the heatmaps' peak pixels")
     p.add_argument("--no-distill", action="store_true", help="MobileFAN without distillation (ablation)")
     p.add_argument("--fa-weight", type=float)
     p.add_argument("--fs-weight", type=float)
@@ -65,7 +68,8 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     if a.threads:
         torch.set_num_threads(a.threads)
-    over = dict(epochs=a.epochs, batch_size=a.batch_size, lr=a.lr, fa_weight=a.fa_weight, fs_weight=a.fs_weight)
+    over = dict(epochs=a.epochs, batch_size=a.batch_size, lr=a.lr, fa_weight=a.fa_weight, fs_weight=a.fs_weight,
+                init=a.init, heatmap_fg_weight=a.heatmap_fg_weight)
     if a.no_pretrained:
         over["pretrained"] = False
     if a.no_distill:

@@ -222,7 +222,7 @@ class Trainer:
         if self.entry.arch == "pipnet":
             return pipnet_loss(self.model(x), lms, self.model.nb_idx, r.cls_weight, r.reg_weight, coarse)
         feats = self.model.forward_features(x)
-        total = heatmap_loss(feats["heatmaps"], lms, r.heatmap_sigma)
+        total = heatmap_loss(feats["heatmaps"], lms, r.heatmap_sigma, r.heatmap_fg_weight)
         parts = {"hm": total.item()}
         if self.teacher is not None and (r.fa_weight > 0 or r.fs_weight > 0):
             with torch.no_grad():

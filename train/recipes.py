@@ -41,6 +41,7 @@ class Recipe:
     pretrained: bool = True          # ImageNet init of the backbone (local file or torch hub cache)
     augment: Augment = field(default_factory=Augment)
     heatmap_sigma: float = 1.5       # MobileFAN targets, in 64x64 heatmap pixels
+    heatmap_fg_weight: float = 0.0   # extra weight of the target's peak pixels (train/losses.py heatmap_loss)
     teacher: str | None = None       # MobileFAN: zoo entry or folder of the PIPNet teacher
     fa_weight: float = 0.0           # feature-aligned distillation
     fs_weight: float = 0.0           # feature-similarity distillation
@@ -86,8 +87,11 @@ for _n in ("pipnet_r18_300w", "pipnet_mbv2_300w", "pipnet_r50_300w", "pipnet_r10
 # MobileFAN distils from the best published PIPNet of its dataset, resolved when training starts: publishing a
 # stronger teacher (ResNet50/101) makes the same command re-distil from it.
 BEST_TEACHER = "best"
+# No ImageNet MobileNetV2 here: the encoder starts from the published PIPNet MobileNetV2's trunk (same layers),
+# and the heatmap loss weighs the peak pixels (heatmap_fg_weight) so a CPU-length schedule leaves flat maps.
 RECIPES["mobilefan_300w"] = replace(RECIPES["mobilefan_300w"], teacher=BEST_TEACHER, pretrained=False,
-                                    weight_decay=5e-4, optimizer="adamw", augment=SCRATCH["augment"])
+                                    weight_decay=5e-4, optimizer="adamw", augment=SCRATCH["augment"],
+                                    init="pipnet_mbv2_300w", heatmap_fg_weight=10.0, epochs=4)
 
 
 # 98-point WFLW entries from what exists here (no WFLW training set): the 50 fewshot_fit faces seen 8 times an

@@ -15,7 +15,8 @@ Reliability: flip consistency, the mean distance between the predictions on the 
 image, over the inter-ocular (or box) distance; the label is the average of the two.
 
 Settings are chosen on the recipe's `val_split` (never the test split): every round is scored there and
-`best.txt` names the round with the lowest validation NME. Test-split scores are recorded for the report.
+`best.txt` names the round (0: the starting model) with the lowest validation NME. Test-split scores are
+recorded for the report.
 """
 from __future__ import annotations
 
@@ -210,8 +211,10 @@ def run(name: str, data: Path, init: str, unlabeled: Path, out: Path, cur: Curri
         (out / "rounds.json").write_text(json.dumps(records, indent=1))
         log.info("round %d: kept %d of %d faces, val NME %s", r + 1, len(kept), len(labels), rec.get("val_nme"))
         current = str(final)
-    if val:
-        best = min(records, key=lambda x: x["val_nme"])
+    if val:                              # round 0 (the starting model) competes too: self-training may not help
+        start = {"round": 0, "folder": str(init), "val_nme": score_on(Path(init), data, val, base.dataset)}
+        (out / "round0.json").write_text(json.dumps(start, indent=1))
+        best = min([start] + records, key=lambda x: x["val_nme"])
         (out / "best.txt").write_text(best["folder"] + "\n")
     return records
 
