@@ -33,6 +33,12 @@ def training_markdown(config: dict[str, Any]) -> str:
                      f"disagreement <= {c['max_disagreement']} of the inter-ocular distance; curriculum shares "
                      f"{c['keep']}, score map only in the first {c['coarse_rounds']} round(s)); "
                      f"{c['epochs']} epochs at lr {c['lr']} on them and the labelled data. No test image is used.")
+        if st.get("start_record"):
+            s0 = st["start_record"]
+            lines.append(f"- The starting model (round 0): {s0['epochs']} epochs of this recipe on {s0['data']}, "
+                         f"started from {s0['init']}.")
+    if t.get("commands"):
+        lines.append("- Reproduce: " + ", then ".join(f"`{c}`" for c in t["commands"]) + ".")
     if r.get("teacher"):
         lines.append(f"- Distillation from `{r['teacher']}`: feature-aligned weight {r.get('fa_weight')}, "
                      f"feature-similarity weight {r.get('fs_weight')}.")

@@ -70,10 +70,32 @@ def ablation_markdown(runs: list[Path]) -> str:
     return "\n".join(rows) + "\n"
 
 
+def provenance(run: Path, config: dict) -> dict:
+    """The run's commands (and, for a self-training round, the starting model's) written into the config, so
+    the card says how to reproduce it once the run folders are gone."""
+    def command(folder: Path) -> str | None:
+        f = folder / "train_command.txt"
+        return f.read_text().strip() if f.is_file() else None
+
+    t = config.setdefault("training", {})
+    st = t.get("self_training")
+    start = Path(st["start"]) if st and st.get("start") else None
+    chain = []
+    if start is not None and (start / "config.json").is_file():
+        sc = json.loads((start / "config.json").read_text())
+        st["start_record"] = {"epochs": sc.get("training", {}).get("epochs"), "init": sc.get("init"),
+                              "data": sc.get("training", {}).get("data")}
+        chain.append(command(start))
+    chain.append(command(run))
+    t["commands"] = [c for c in chain if c]
+    return config
+
+
 def publish(name: str, run: Path, data: Path, split: str | None = None, limit: int | None = None,
             ablation: list[Path] | None = None) -> dict:
     entry = registry.get(name)
     config, state = load_folder(run)
+    config = provenance(run, config)
     if config.get("name") != name:
         raise ValueError(f"{run} holds {config.get('name')!r}, not {name!r}")
     split = split or {"300w": "common"}.get(entry.dataset, "test")
