@@ -148,3 +148,21 @@ def test_selftrain_rounds_end_to_end(tmp_path, monkeypatch):
     assert cfg["training"]["self_training"]["kept"] == rounds[1]["kept"]
     assert "Self-training round 2 of 2" in (out / "round2" / "final" / "README.md").read_text()
     assert Curriculum().keep == (0.5, 0.8)
+
+
+@pytest.mark.parametrize("name", ["pipnet_r18_wflw", "pipnet_mbv2_wflw"])
+def test_wflw_entries_load_offline_and_give_98_points(name):
+    """The published 98-point entries: bundled, sha-pinned, loaded without the network, 98 points a face."""
+    import zoo
+
+    entry = zoo.registry.get(name)
+    assert entry.published and entry.hub.sha256 and entry.metrics["dataset"] == "wflw"
+    photo = Path(__file__).resolve().parents[1] / "space" / "examples" / "astronaut.jpg"
+    faces = zoo.load(name)(photo)                    # the first line a user types
+    assert faces and all(f.landmarks.shape == (98, 2) for f in faces)
+    face = max(faces, key=lambda f: (f.box[2] - f.box[0]) * (f.box[3] - f.box[1]))
+    x0, y0, x1, y1 = face.box
+    w, h = x1 - x0, y1 - y0
+    assert ((face.landmarks >= [x0 - 0.2 * w, y0 - 0.2 * h]) & (face.landmarks <= [x1 + 0.2 * w, y1 + 0.2 * h])).all()
+    card = (Path(zoo.hub.BUNDLED_DIR) / name / "README.md").read_text()
+    assert "Not the paper's training set" in card and "Reproduce:" in card
