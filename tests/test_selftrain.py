@@ -166,3 +166,20 @@ def test_wflw_entries_load_offline_and_give_98_points(name):
     assert ((face.landmarks >= [x0 - 0.2 * w, y0 - 0.2 * h]) & (face.landmarks <= [x1 + 0.2 * w, y1 + 0.2 * h])).all()
     card = (Path(zoo.hub.BUNDLED_DIR) / name / "README.md").read_text()
     assert "Not the paper's training set" in card and "Reproduce:" in card
+
+
+def test_add_variant_copies_the_base_entry_unpublished(tmp_path):
+    import shutil
+    import zoo
+
+    reg = tmp_path / "registry.json"
+    shutil.copy(zoo.registry.REGISTRY_FILE, reg)
+    try:
+        v = zoo.registry.add_variant("pipnet_r18_300w", "st", path=reg)
+        assert v.name == "pipnet_r18_300w.st" and not v.published and v.hub.sha256 is None
+        assert v.hub.repo_id == "facezoo/pipnet_r18_300w.st" and v.preprocess == zoo.registry.get("pipnet_r18_300w").preprocess
+        assert zoo.registry.add_variant("pipnet_r18_300w", "st", path=reg) == v          # idempotent
+        names = [d["name"] for d in json.loads(reg.read_text())["entries"]]
+        assert names.index("pipnet_r18_300w.st") == names.index("pipnet_r18_300w") + 1
+    finally:
+        zoo.registry.reload()

@@ -92,12 +92,16 @@ def provenance(run: Path, config: dict) -> dict:
 
 
 def publish(name: str, run: Path, data: Path, split: str | None = None, limit: int | None = None,
-            ablation: list[Path] | None = None) -> dict:
-    entry = registry.get(name)
+            ablation: list[Path] | None = None, variant: str | None = None) -> dict:
+    """Bundle `run` as entry `name`, or as its tagged variant `name.variant` (other weights, same recipe)."""
     config, state = load_folder(run)
     config = provenance(run, config)
     if config.get("name") != name:
         raise ValueError(f"{run} holds {config.get('name')!r}, not {name!r}")
+    if variant:
+        name = registry.add_variant(name, variant).name
+        config["name"] = name
+    entry = registry.get(name)
     split = split or {"300w": "common"}.get(entry.dataset, "test")
     m32 = evaluate_folder(run, data, entry.dataset, split, limit=limit, progress=False)
     dest = BUNDLED_DIR / name
@@ -128,9 +132,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--split")
     p.add_argument("--limit", type=int)
     p.add_argument("--ablation", type=Path, nargs="+", help="final folders of comparable runs: a table on the card")
+    p.add_argument("--variant", help="publish as the tagged variant NAME.VARIANT (e.g. st), leaving NAME as it is")
     a = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s")
-    print(json.dumps(publish(a.name, a.run, a.data, a.split, a.limit, a.ablation), indent=1))
+    print(json.dumps(publish(a.name, a.run, a.data, a.split, a.limit, a.ablation, a.variant), indent=1))
     return 0
 
 

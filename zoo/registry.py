@@ -142,3 +142,25 @@ def update_entry(name: str, path: Path | None = None, **changes: Any) -> Entry:
             reload()
             return entry
     raise ZooError(f"no zoo entry named {name!r} in {path}")
+
+
+def add_variant(base: str, tag: str, path: Path | None = None) -> Entry:
+    """A tagged variant `base.tag` (timm's name.tag): the same architecture, preprocessing and dataset as `base`,
+    other weights (its own Hub repo `ORG/base.tag`). Added after `base` in registry.json, unpublished; an
+    existing variant is returned as it is."""
+    path = path or REGISTRY_FILE
+    name = f"{base}.{tag}"
+    raw = json.loads(path.read_text())
+    names = [d["name"] for d in raw["entries"]]
+    if name in names:
+        return Entry.from_dict(raw["entries"][names.index(name)])
+    if base not in names:
+        raise ZooError(f"no zoo entry named {base!r} in {path}")
+    d = json.loads(json.dumps(raw["entries"][names.index(base)]))
+    d.update(name=name, status="recipe-only", metrics={}, params=None)
+    d["hub"].update(repo_id=f"{d['hub']['repo_id']}.{tag}", sha256=None, revision=None)
+    d.pop("release", None)                 # the authors' checkpoint is the base entry's, not the variant's
+    raw["entries"].insert(names.index(base) + 1, d)
+    path.write_text(json.dumps(raw, indent=1) + "\n")
+    reload()
+    return Entry.from_dict(d)
