@@ -6,6 +6,15 @@ from typing import Any
 from .recipes import FEWSHOT_NOTE, SCRATCH_NOTE
 
 
+# Which features the two distillation losses compare, and why those (train/losses.py).
+DISTILL_LAYERS = (
+    "Both losses compare the student's encoder output (MobileNetV2 up to its 320-channel block, stride 32: 8x8 "
+    "at 256 px) with the teacher's backbone output (the PIPNet trunk's last stage, stride 32: 8x8, 512 channels "
+    "for ResNet18): the map every PIPNet head reads, at the same resolution, so feature-aligned distillation "
+    "needs only a 1x1 convolution + BatchNorm to the teacher's channels, and feature similarity compares the "
+    "8x8 position-by-position cosine matrices, which ignore channel counts.")
+
+
 def training_markdown(config: dict[str, Any]) -> str:
     r, t = config.get("recipe", {}), config.get("training", {})
     lines = ["## Training", "",
@@ -39,9 +48,12 @@ def training_markdown(config: dict[str, Any]) -> str:
                          f"started from {s0['init']}.")
     if t.get("commands"):
         lines.append("- Reproduce: " + ", then ".join(f"`{c}`" for c in t["commands"]) + ".")
-    if r.get("teacher"):
+    if r.get("teacher") and (r.get("fa_weight") or r.get("fs_weight")):
         lines.append(f"- Distillation from `{r['teacher']}`: feature-aligned weight {r.get('fa_weight')}, "
-                     f"feature-similarity weight {r.get('fs_weight')}.")
+                     f"feature-similarity weight {r.get('fs_weight')}. {DISTILL_LAYERS}")
+    if r.get("heatmap_fg_weight"):
+        lines.append(f"- Heatmap loss: MSE with each pixel weighted 1 + {r['heatmap_fg_weight']} x target (the peaks "
+                     f"count more; plain MSE left all-zero maps after a CPU-length schedule).")
     return "\n".join(lines) + "\n"
 
 

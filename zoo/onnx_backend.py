@@ -91,6 +91,9 @@ class OnnxRunner:
 # ------------------------------------------------------------------------------------------------- int8
 CALIB_FACES = 64
 TRAIN_FOLDERS = {"300w": ("afw", "helen/trainset", "lfpw/trainset")}   # training faces only, never test
+# Datasets without a training layout here calibrate on another's training faces: the WFLW entries were
+# trained mostly on 300-W's, and calibration only needs the activation ranges of real face crops.
+CALIB_DATASET = {"wflw": "300w"}
 INT8_MAX_NME_COST = 0.0005      # 0.05 NME points (fractions): a costlier int8 graph is refused
 
 
@@ -111,10 +114,11 @@ def calibration_crops(entry: Entry, n: int = CALIB_FACES) -> tuple[np.ndarray, s
     from .images import load_image
     from .pts import read_pts
 
-    root = calibration_root(entry.dataset)
+    dataset = CALIB_DATASET.get(entry.dataset, entry.dataset)
+    root = calibration_root(dataset)
     if root is None:
         return None
-    files = sorted(p for f in TRAIN_FOLDERS[entry.dataset] for p in (root / f).glob("*.pts"))
+    files = sorted(p for f in TRAIN_FOLDERS[dataset] for p in (root / f).glob("*.pts"))
     picks = [files[i] for i in np.linspace(0, len(files) - 1, min(n, len(files))).round().astype(int)]
     pre, crops = entry.preprocess, []
     for pts in picks:
@@ -125,7 +129,7 @@ def calibration_crops(entry: Entry, n: int = CALIB_FACES) -> tuple[np.ndarray, s
         crops.append(crop_faces(load_image(img), box[None], pre.input_size)[0])
     if not crops:
         return None
-    return np.stack(crops), f"{len(crops)} ground-truth crops of {entry.dataset} training faces under {root}"
+    return np.stack(crops), f"{len(crops)} ground-truth crops of {dataset} training faces under {root}"
 
 
 def quantize_int8(fp32_path: Path, out_path: Path, calib: np.ndarray) -> None:
