@@ -183,3 +183,28 @@ def test_add_variant_copies_the_base_entry_unpublished(tmp_path):
         assert names.index("pipnet_r18_300w.st") == names.index("pipnet_r18_300w") + 1
     finally:
         zoo.registry.reload()
+
+
+def test_provenance_follows_the_chain_of_starting_models(tmp_path):
+    """A card must say how to reproduce a round once the run folders are gone: every command, first first."""
+    from train.publish import provenance
+
+    def folder(name, start=None):
+        f = tmp_path / name
+        f.mkdir()
+        training = {"epochs": 2, "data": f"data of {name}"}
+        if start:
+            training["self_training"] = {"start": str(tmp_path / start)}
+        cfg = {"name": "x", "init": f"init of {name}", "training": training}
+        (f / "config.json").write_text(json.dumps(cfg))
+        (f / "train_command.txt").write_text(f"cmd {name}\n")
+        return f, cfg
+
+    folder("fewshot")
+    folder("round1", "fewshot")
+    run, cfg = folder("round1b", "round1")
+    out = provenance(run, cfg)["training"]
+    assert out["commands"] == ["cmd fewshot", "cmd round1", "cmd round1b"]
+    assert out["self_training"]["start_record"] == {"epochs": 2, "init": "init of round1", "data": "data of round1"}
+    plain, cfg = folder("plain")
+    assert provenance(plain, cfg)["training"]["commands"] == ["cmd plain"]

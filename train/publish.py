@@ -71,23 +71,26 @@ def ablation_markdown(runs: list[Path]) -> str:
 
 
 def provenance(run: Path, config: dict) -> dict:
-    """The run's commands (and, for a self-training round, the starting model's) written into the config, so
-    the card says how to reproduce it once the run folders are gone."""
+    """The commands that made the run, its starting models' first (a self-training round started from another
+    folder, which may itself be a round), written into the config so the card says how to reproduce it once
+    the run folders are gone."""
     def command(folder: Path) -> str | None:
         f = folder / "train_command.txt"
         return f.read_text().strip() if f.is_file() else None
 
     t = config.setdefault("training", {})
     st = t.get("self_training")
-    start = Path(st["start"]) if st and st.get("start") else None
-    chain = []
-    if start is not None and (start / "config.json").is_file():
-        sc = json.loads((start / "config.json").read_text())
-        st["start_record"] = {"epochs": sc.get("training", {}).get("epochs"), "init": sc.get("init"),
-                              "data": sc.get("training", {}).get("data")}
-        chain.append(command(start))
-    chain.append(command(run))
-    t["commands"] = [c for c in chain if c]
+    chain, folder, cfg = [command(run)], run, config
+    while True:
+        start = (cfg.get("training", {}).get("self_training") or {}).get("start")
+        if not start or not (Path(start) / "config.json").is_file() or Path(start) == folder:
+            break
+        folder, cfg = Path(start), json.loads((Path(start) / "config.json").read_text())
+        chain.insert(0, command(folder))
+        if folder == Path(st["start"]):
+            st["start_record"] = {"epochs": cfg.get("training", {}).get("epochs"), "init": cfg.get("init"),
+                                  "data": cfg.get("training", {}).get("data")}
+    t["commands"] = list(dict.fromkeys(c for c in chain if c))
     return config
 
 
