@@ -74,7 +74,7 @@ def test_transfer_68_to_98_keeps_the_shared_points(tmp_path):
     zoo.hub.save_folder(folder, src.state_dict(), cfg, "")
     dst = build_model("pipnet", 98, backbone="mobilenet_v2", num_nb=4)
     dst.set_mean_face(np.random.default_rng(2).random((98, 2)))
-    note = init_from(dst, "98", str(folder))
+    note = init_from(dst, "pipnet", "98", str(folder))
     assert "68 shared points" in note
     x = torch.randn(1, 3, 256, 256)
     src.eval(), dst.eval()

@@ -26,9 +26,9 @@ log = logging.getLogger("train")
 
 
 def load_teacher(name_or_folder: str, device: str):
-    import zoo
+    from .evaluate import load_landmarker
 
-    lm = zoo.load_folder(name_or_folder) if Path(name_or_folder).is_dir() else zoo.load(name_or_folder)
+    lm = load_landmarker(name_or_folder, detector=None)
     teacher = lm.model.to(device).eval()
     for p in teacher.parameters():
         p.requires_grad_(False)

@@ -229,9 +229,10 @@ def robustness_entry(perturbed: EvalResult, clean_nme: float, clean_fr: float, s
             "d_nme": r.nme - clean_nme, "d_fr": r.fr - clean_fr, "seed": seed}
 
 
-def load_landmarker(name: str, backend: str = "torch", path: str | Path | None = None) -> Landmarker:
-    """A peer (dlib, dlib_givenbox, pfld_ghostone; `path`: its model file), a folder with config.json +
-    model.safetensors, or a zoo entry name."""
+def load_landmarker(name: str, backend: str = "torch", path: str | Path | None = None,
+                    detector: Any = "auto") -> Landmarker:
+    """A peer (dlib, dlib_givenbox, pfld_ghostone; `path`: its model file; its own detector), a folder with
+    config.json + model.safetensors, or a zoo entry name."""
     from zoo import peers
 
     if peers.is_peer(name.lower()):
@@ -239,8 +240,8 @@ def load_landmarker(name: str, backend: str = "torch", path: str | Path | None =
     import zoo
 
     if Path(name).is_dir():
-        return zoo.load_folder(Path(name), backend=backend)
-    return zoo.load(name, backend=backend, int8_guard=False)    # measure what was asked for
+        return zoo.load_folder(Path(name), backend=backend, detector=detector)
+    return zoo.load(name, backend=backend, detector=detector, int8_guard=False)    # measure what was asked for
 
 
 def format_table(result: EvalResult, model: str, dataset: str, split: str) -> str:

@@ -69,7 +69,7 @@ def load_train_data(recipe: Recipe, data_dir: Path, size: int, scale: float, lim
                     progress: bool = True) -> TrainData:
     """The recipe's train split (x recipe.repeat) and its partial-label sets (`recipe.partial`, read from
     data_dir/<dataset> or data_dir's parent/<dataset>)."""
-    from .datasets import dataset_root, read_dataset
+    from .datasets import read_dataset, sibling_root
 
     samples = read_dataset(recipe.dataset, Path(data_dir), recipe.train_split)
     if limit:
@@ -80,22 +80,13 @@ def load_train_data(recipe: Recipe, data_dir: Path, size: int, scale: float, lim
     scheme = registry.get(recipe.name).scheme
     for item in recipe.partial:
         name, _, split = item.partition("/")
-        root = partial_root(Path(data_dir), name, dataset_root)
+        root = sibling_root(Path(data_dir), name)
         extra = read_dataset(name, root, split or None)
         if limit:
             extra = extra[:limit]
         parts.append(crops_data(extra, size, scale, f"{name}_{split}", f"{name}/{split} ({len(extra)} faces, "
                                 f"shared points only) from {root}", scheme, name, progress=progress))
     return TrainData.concat(parts) if len(parts) > 1 else parts[0]
-
-
-def partial_root(data_dir: Path, name: str, dataset_root) -> Path:
-    """Where a partial-label dataset lives: beside the main one (../shared/data/300w next to .../wflw)."""
-    for cand in (data_dir, data_dir.parent):
-        root = dataset_root(name, cand)
-        if root != cand or cand.name.lower() == name:
-            return root
-    raise FileNotFoundError(f"no {name} data under {data_dir} or beside it; put it at {data_dir.parent / name}")
 
 
 def hardware(device: str) -> str:
@@ -162,7 +153,8 @@ class Trainer:
         torch.manual_seed(recipe.seed)
         self.mean_face = data.landmarks.nanmean(0).numpy()      # each point over the faces that label it
         self.model = make_model(recipe, self.mean_face, pretrained_path)
-        self.init_note = init_from(self.model, self.entry.scheme, recipe.init) if recipe.init else None
+        self.init_note = (init_from(self.model, self.entry.arch, self.entry.scheme, recipe.init)
+                          if recipe.init else None)
         self.model.to(device)
         self.teacher = teacher
         params = list(self.model.parameters())

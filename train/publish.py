@@ -70,26 +70,33 @@ def ablation_markdown(runs: list[Path]) -> str:
     return "\n".join(rows) + "\n"
 
 
+def _starting_folders(config: dict):
+    """(folder, config) of each model a self-training round started from, nearest first, while their folders
+    still exist (a round may start from another round)."""
+    seen: set[Path] = set()
+    while (start := (config.get("training", {}).get("self_training") or {}).get("start")):
+        folder = Path(start)
+        if folder in seen or not (folder / "config.json").is_file():
+            return
+        seen.add(folder)
+        config = json.loads((folder / "config.json").read_text())
+        yield folder, config
+
+
 def provenance(run: Path, config: dict) -> dict:
-    """The commands that made the run, its starting models' first (a self-training round started from another
-    folder, which may itself be a round), written into the config so the card says how to reproduce it once
-    the run folders are gone."""
+    """The commands that made the run, its starting models' first, written into the config so the card says
+    how to reproduce it once the run folders are gone; a self-training round also records its round 0."""
     def command(folder: Path) -> str | None:
         f = folder / "train_command.txt"
         return f.read_text().strip() if f.is_file() else None
 
     t = config.setdefault("training", {})
-    st = t.get("self_training")
-    chain, folder, cfg = [command(run)], run, config
-    while True:
-        start = (cfg.get("training", {}).get("self_training") or {}).get("start")
-        if not start or not (Path(start) / "config.json").is_file() or Path(start) == folder:
-            break
-        folder, cfg = Path(start), json.loads((Path(start) / "config.json").read_text())
-        chain.insert(0, command(folder))
-        if folder == Path(st["start"]):
-            st["start_record"] = {"epochs": cfg.get("training", {}).get("epochs"), "init": cfg.get("init"),
-                                  "data": cfg.get("training", {}).get("data")}
+    starts = list(_starting_folders(config))
+    if starts:
+        sc = starts[0][1].get("training", {})
+        t["self_training"]["start_record"] = {"epochs": sc.get("epochs"), "init": starts[0][1].get("init"),
+                                              "data": sc.get("data")}
+    chain = [command(folder) for folder, _ in reversed(starts)] + [command(run)]
     t["commands"] = list(dict.fromkeys(c for c in chain if c))
     return config
 

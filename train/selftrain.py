@@ -40,6 +40,7 @@ from zoo.schemes import embed_points
 from .datasets import Sample
 from .loop import TrainData, Trainer, load_train_data
 from .cache import build_crops
+from .evaluate import load_landmarker
 from .recipes import get_recipe
 
 log = logging.getLogger("train.selftrain")
@@ -152,13 +153,12 @@ def pseudo_data(kept: list[tuple[str, np.ndarray, float]], size: int, scale: flo
 
 def score_on(folder: Path, data: Path, spec: str, default_dataset: str) -> float:
     """NME of a model folder on "dataset/split" (or "split" of the recipe's dataset), its data found beside `data`."""
-    from .datasets import dataset_root
+    from .datasets import sibling_root
     from .evaluate import evaluate_folder
-    from .loop import partial_root
 
     dataset, _, split = spec.rpartition("/")
     dataset = dataset or default_dataset
-    root = data if dataset == default_dataset else partial_root(data, dataset, dataset_root)
+    root = data if dataset == default_dataset else sibling_root(data, dataset)
     return evaluate_folder(folder, root, dataset, split, progress=False)["nme"]
 
 
@@ -181,7 +181,7 @@ def run(name: str, data: Path, init: str, unlabeled: Path, out: Path, cur: Curri
     current = records[-1]["folder"] if records else init
     for r in range(len(records), len(cur.keep)):
         t0 = time.perf_counter()
-        lm = zoo.load_folder(current, detector=None) if Path(current).is_dir() else zoo.load(current, detector=None)
+        lm = load_landmarker(current, detector=None)
         labels = pseudo_label(lm, boxes, detector, pre.gt_box_scale, progress)
         kept = select(labels, cur.keep[r], cur.max_disagreement)
         if not kept:

@@ -158,17 +158,26 @@ WFLW98_TO_68: tuple[int, ...] = (
 _POINT_MAPS: dict[tuple[str, str], tuple[int, ...]] = {("98", "68"): WFLW98_TO_68}
 
 
+def embedding(src: str, dst: str) -> tuple[int, ...]:
+    """Where each point of scheme `src` sits in the layout of the larger scheme `dst` ("68" -> "98": the
+    98-point index of each of the 68 points); the identity for the same scheme."""
+    a, b = get_scheme(src).name, get_scheme(dst).name
+    if a == b:
+        return tuple(range(SCHEMES[a].num_points))
+    if (b, a) not in _POINT_MAPS:
+        raise ZooError(f"no point map from scheme {b!r} to scheme {a!r}, so {a!r} labels cannot train a {b!r} model")
+    return _POINT_MAPS[(b, a)]
+
+
 def embed_points(points: np.ndarray, src: str, dst: str) -> np.ndarray:
     """The inverse of convert_points for training on partial labels: landmarks (..., N, 2) of scheme `src`
     placed in the layout of the larger scheme `dst`, NaN where `src` has no point ("68" -> "98")."""
-    a, b = get_scheme(src).name, get_scheme(dst).name
     pts = np.asarray(points, dtype=np.float32)
-    if a == b:
+    if get_scheme(src).name == get_scheme(dst).name:
         return pts
-    if (b, a) not in _POINT_MAPS:
-        raise ZooError(f"no point map from scheme {b!r} to scheme {a!r}, so {a!r} labels cannot train a {b!r} model")
-    out = np.full(pts.shape[:-2] + (SCHEMES[b].num_points, 2), np.nan, np.float32)
-    out[..., list(_POINT_MAPS[(b, a)]), :] = pts
+    where = embedding(src, dst)
+    out = np.full(pts.shape[:-2] + (get_scheme(dst).num_points, 2), np.nan, np.float32)
+    out[..., list(where), :] = pts
     return out
 
 

@@ -23,7 +23,7 @@ from .wflw import read_wflw
 log = logging.getLogger(__name__)
 
 __all__ = ["Sample", "read_dataset", "read_pts", "write_pts", "read_pts_folder", "read_300w", "read_wflw",
-           "read_cofw", "read_aflw", "DATASETS", "DEFAULT_SPLITS", "SPLITS", "SUBSET_FLAGS"]
+           "read_cofw", "read_aflw", "sibling_root", "DATASETS", "DEFAULT_SPLITS", "SPLITS", "SUBSET_FLAGS"]
 
 DATASETS = ("300w", "wflw", "cofw", "aflw", "pts")
 DEFAULT_SPLITS = {"300w": "common", "wflw": "test", "cofw": "test", "aflw": "test", "pts": "all"}
@@ -55,6 +55,16 @@ def dataset_root(name: str, root: Path) -> Path:
             log.info("using %s for dataset %s", cand, name)
             return cand
     return root
+
+
+def sibling_root(data_dir: Path, name: str) -> Path:
+    """Where dataset `name` lives when training or scoring on another one from `data_dir`: inside it, or
+    beside it (../shared/data/300w next to ../shared/data/wflw)."""
+    for cand in (Path(data_dir), Path(data_dir).parent):
+        root = dataset_root(name, cand)
+        if root != cand or cand.name.lower() == name:
+            return root
+    raise FileNotFoundError(f"no {name} data under {data_dir} or beside it; put it at {Path(data_dir).parent / name}")
 
 
 def read_dataset(name: str, root: str | Path, split: str | None = None) -> list[Sample]:

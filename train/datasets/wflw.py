@@ -147,8 +147,9 @@ def read_wflw(root: str | Path, split: str = "test") -> list[Sample]:
     base, attr = split_parts(split)
     if base in _HELD_OUT:
         parent, held_out = _HELD_OUT[base]
-        samples = read_wflw(root, parent + (f"_{attr}" if attr else ""))
-        photos = sorted({s.image_path for s in read_wflw(root, parent)})
+        every = read_wflw(root, parent)
+        samples = read_wflw(root, f"{parent}_{attr}") if attr else every
+        photos = sorted({s.image_path for s in every})
         val = set(photos[_VAL_EVERY // 2::_VAL_EVERY])
         return [s for s in samples if (s.image_path in val) == held_out]
     ann = annotation_file(root, base)
