@@ -24,7 +24,7 @@ import cv2
 import numpy as np
 
 from zoo import crop, metrics
-from zoo.bench import cpu_name
+from zoo.cpu import cpu_name
 from zoo.hub import local_weights
 from zoo.images import load_image
 from zoo.landmarker import STAGES, Face

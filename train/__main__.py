@@ -17,6 +17,8 @@ from pathlib import Path
 import torch
 
 
+from zoo.cpu import default_threads, native_bf16
+
 from .distributed import init_from_env, main_first, shutdown
 from .loop import Trainer, load_train_data
 from .output import finish
@@ -35,6 +37,14 @@ def load_teacher(name_or_folder: str, device: str):
     return teacher
 
 
+def use_bf16(choice: str, device: str) -> bool:
+    if choice == "auto":
+        return native_bf16(device)
+    if choice == "on" and not native_bf16(device):
+        log.warning("bf16 autocast on %s without native bf16: expect it to run several times slower", device)
+    return choice == "on"
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m train", description=__doc__.splitlines()[0])
     p.add_argument("name", help="zoo entry to train, e.g. pipnet_r18_300w")
@@ -47,6 +57,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--lr", type=float, help="at one device's batch; scaled linearly with processes x accum-steps")
     p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
     p.add_argument("--out", type=Path, help="run folder (default runs/NAME)")
+    p.add_argument("--train-split", help="override the recipe's train split (300w: fit holds out val's photos)")
+    p.add_argument("--val-split", help="held-out split recorded for choosing settings (never the test split)")
+    p.add_argument("--warmup-epochs", type=int)
     p.add_argument("--limit", type=int, help="use only the first N training faces (smoke tests)")
     p.add_argument("--pretrained", type=Path, help="torchvision ImageNet checkpoint file for the backbone")
     p.add_argument("--no-pretrained", action="store_true", help="train from scratch")
@@ -60,18 +73,27 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--no-distill", action="store_true", help="MobileFAN without distillation (ablation)")
     p.add_argument("--fa-weight", type=float)
     p.add_argument("--fs-weight", type=float)
-    p.add_argument("--no-bf16", action="store_true")
-    p.add_argument("--threads", type=int)
+    p.add_argument("--bf16", choices=("auto", "on", "off"), default="auto",
+                   help="bf16 autocast; auto: only where the device has native bf16 (zoo.cpu.native_bf16); "
+                   "emulated on an AVX2-only CPU it is several times slower")
+    p.add_argument("--no-bf16", action="store_true", help="the same as --bf16 off")
+    p.add_argument("--threads", type=int, help="torch threads (default: the cores this process may use)")
     p.add_argument("--no-eval", action="store_true", help="skip evaluation on the test split")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     a = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    if a.threads:
-        torch.set_num_threads(a.threads)
+    if a.pretrained and a.no_pretrained:
+        p.error("--pretrained FILE and --no-pretrained contradict each other")
+    if a.pretrained and not a.pretrained.is_file():
+        p.error(f"--pretrained {a.pretrained}: no such file")
+    torch.set_num_threads(a.threads or default_threads())
     over = dict(epochs=a.epochs, batch_size=a.batch_size, lr=a.lr, fa_weight=a.fa_weight, fs_weight=a.fs_weight,
-                init=a.init, heatmap_fg_weight=a.heatmap_fg_weight)
+                init=a.init, heatmap_fg_weight=a.heatmap_fg_weight, train_split=a.train_split, val_split=a.val_split,
+                warmup_epochs=a.warmup_epochs)
     if a.no_pretrained:
         over["pretrained"] = False
+    if a.pretrained:            # a file named on the command line is loaded, whatever the recipe says
+        over["pretrained"] = True
     if a.no_distill:
         over.update(teacher=None, fa_weight=0.0, fs_weight=0.0)
     if a.teacher:
@@ -88,7 +110,7 @@ def main(argv: list[str] | None = None) -> int:
         with main_first(dist):              # rank 0 builds the crop cache; the others read it
             data = load_train_data(recipe, a.data, 256, 1.1, a.limit, progress=not a.quiet and dist.main)
         teacher = load_teacher(recipe.teacher, device) if recipe.teacher and (recipe.fa_weight or recipe.fs_weight) else None
-        trainer = Trainer(recipe, data, out, device, bf16=not a.no_bf16, pretrained_path=a.pretrained,
+        trainer = Trainer(recipe, data, out, device, bf16=use_bf16(a.bf16 if not a.no_bf16 else "off", device), pretrained_path=a.pretrained,
                           teacher=teacher, dist=dist, accum=a.accum_steps)
         if a.resume:
             trainer.load_checkpoint()

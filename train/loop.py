@@ -18,7 +18,7 @@ from torch import nn
 from tqdm import tqdm
 
 from zoo import registry
-from zoo.bench import cpu_name
+from zoo.cpu import cpu_name
 from zoo.landmarker import normalise_tensor
 from zoo.nets import build_model
 from zoo.nets.backbones import find_imagenet_checkpoint, load_imagenet
@@ -32,6 +32,12 @@ from .recipes import Recipe
 from .transfer import init_from
 
 log = logging.getLogger(__name__)
+LOG_EVERY = 20          # steps between progress lines in the log (images/s and ETA of the whole run)
+
+
+def _hms(seconds: float) -> str:
+    s = int(seconds)
+    return f"{s // 3600}h{s % 3600 // 60:02d}m"
 
 
 @dataclass
@@ -101,6 +107,9 @@ def make_model(recipe: Recipe, mean_face: np.ndarray, pretrained_path: Path | No
     model = build_model(entry.arch, get_scheme(entry.scheme).num_points, **dict(entry.arch_args))
     if hasattr(model, "set_mean_face"):
         model.set_mean_face(mean_face)          # from the training labels, stored in the weight file
+    if pretrained_path is not None and not recipe.pretrained:
+        raise ValueError(f"an ImageNet file was given ({pretrained_path}) but the recipe of {recipe.name} says "
+                         "pretrained=False: set it (python -m train --pretrained does) or drop the file")
     if recipe.pretrained:
         backbone = entry.arch_args.get("backbone", "mobilenet_v2")
         load_imagenet(model.backbone, find_imagenet_checkpoint(backbone, pretrained_path))
@@ -153,9 +162,13 @@ class Trainer:
         torch.manual_seed(recipe.seed)
         self.mean_face = data.landmarks.nanmean(0).numpy()      # each point over the faces that label it
         self.model = make_model(recipe, self.mean_face, pretrained_path)
+        self.pretrained_file = Path(pretrained_path).name if pretrained_path and recipe.pretrained else None
         self.init_note = (init_from(self.model, self.entry.arch, self.entry.scheme, recipe.init)
                           if recipe.init else None)
         self.model.to(device)
+        # NHWC on the CPU: oneDNN's convolutions (depthwise above all) run ~1.5x faster for MobileNetV2 here
+        self.memory_format = torch.channels_last if device == "cpu" else torch.contiguous_format
+        self.model.to(memory_format=self.memory_format)
         self.teacher = teacher
         params = list(self.model.parameters())
         self.aligner = None
@@ -253,7 +266,7 @@ class Trainer:
                 lms = d.landmarks[idx].to(self.device)
                 coarse = d.coarse[idx].to(self.device) if d.coarse is not None else None
                 x, lms = augment_batch(img, lms, r.augment, self.flip_perm, streams[j])
-                x = normalise_tensor(x, pre.mean, pre.std)
+                x = normalise_tensor(x, pre.mean, pre.std).contiguous(memory_format=self.memory_format)
                 last = a == self.accum - 1          # DDP averages gradients once, after the last micro-batch
                 with nullcontext() if last or not self.dist.active else self.objective.no_sync():
                     with torch.autocast(self.device.split(":")[0], dtype=torch.bfloat16, enabled=self.bf16):
@@ -264,14 +277,20 @@ class Trainer:
             self.opt.step()
             self.sched.step()
             total += step_loss
-            bar.set_postfix(loss=f"{step_loss:.4f}", ips=f"{seen * self.dist.world / (time.perf_counter() - t0):.1f}")
+            ips = seen * self.dist.world / (time.perf_counter() - t0)
+            bar.set_postfix(loss=f"{step_loss:.4f}", ips=f"{ips:.1f}")
+            if self.dist.main and (step + 1) % LOG_EVERY == 0:
+                left = (self.steps_per_epoch - step - 1 + (r.epochs - self.epoch - 1) * self.steps_per_epoch)
+                log.info("%s epoch %d step %d/%d: loss %.4f, %.1f img/s, ETA %s", r.name, self.epoch + 1, step + 1,
+                         self.steps_per_epoch, step_loss, ips, _hms(left * self.global_batch / max(ips, 1e-6)))
         dt = time.perf_counter() - t0
         self.wall += dt
         self.epoch += 1
         rec = {"epoch": self.epoch, "loss": mean_across(total / self.steps_per_epoch, self.dist),
                "images_per_s": seen * self.dist.world / dt, "lr": self.sched.get_last_lr()[0], "seconds": dt}
         self.history.append(rec)
-        log.info("%s epoch %d: loss %.4f, %.1f img/s", r.name, self.epoch, rec["loss"], rec["images_per_s"])
+        log.info("%s epoch %d/%d: loss %.4f, %.1f img/s, ETA %s", r.name, self.epoch, r.epochs, rec["loss"],
+                 rec["images_per_s"], _hms((r.epochs - self.epoch) * dt))
         return rec
 
     def fit(self, progress: bool = True) -> None:
@@ -281,12 +300,14 @@ class Trainer:
             if self.dist.main:
                 (self.out_dir / "history.json").write_text(json.dumps(self.history, indent=1))
             barrier(self.dist)              # nobody runs ahead of the checkpoint a resume would read
+        self.model.to(memory_format=torch.contiguous_format)     # safetensors and ONNX export want contiguous
 
     def config(self) -> dict[str, Any]:
         e = self.entry
         return {"name": e.name, "arch": e.arch, "arch_args": e.arch_args, "scheme": e.scheme, "dataset": e.dataset,
                 "preprocess": e.to_dict()["preprocess"], "license": e.license, "notes": e.notes,
                 "params": sum(p.numel() for p in self.model.parameters()), "init": self.init_note,
+                "imagenet_init": self.pretrained_file,
                 "recipe": self.recipe.to_dict(),
                 "training": {"epochs": self.epoch, "wall_time_s": round(self.wall, 1), "hardware": hardware(self.device),
                              "data": self.data.source, "bf16": self.bf16,

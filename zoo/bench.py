@@ -5,32 +5,19 @@ from __future__ import annotations
 import json
 import logging
 import os
-import platform
 import statistics
 import time
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
+from .cpu import cpu_name, simd_summary
 from .landmarker import STAGES
 from .registry import ZooError
 
 log = logging.getLogger(__name__)
-
-
-@lru_cache(maxsize=1)
-def cpu_name() -> str:
-    """The CPU model, for saying where timings come from."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.lower().startswith(("model name", "hardware", "processor\t: arm")):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return f"{platform.processor() or platform.machine()} CPU"
 
 
 def bench_image(path: Path | None = None) -> tuple[np.ndarray, np.ndarray | None]:
@@ -139,8 +126,8 @@ def run_bench(names: list[str], backends: list[str], threads: int | None, faces:
     if threads:
         torch.set_num_threads(threads)
     img, box = bench_image(image)
-    out: dict[str, Any] = {"hardware": f"{cpu_name()}, {os.cpu_count()} cores, torch threads "
-                                       f"{torch.get_num_threads()}", "image": list(img.shape), "faces": faces,
+    out: dict[str, Any] = {"hardware": f"{cpu_name()} ({simd_summary()}), {os.cpu_count()} cores, "
+                                       f"torch threads {torch.get_num_threads()}", "image": list(img.shape), "faces": faces,
                            "repeats": repeats, "detector": detector, "results": [], "skipped": []}
     for name in names:
         if is_peer(name):

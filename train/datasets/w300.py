@@ -18,6 +18,23 @@ SPLITS: dict[str, tuple[str, ...]] = {
     "challenging": _CHALLENGING,
     "full": _COMMON + _CHALLENGING,
 }
+# The train split cut by photo for choosing settings without the test faces: every 10th photo (a photo's faces
+# are NAME_1, NAME_2, ...; LFPW's image_0001 is a photo of its own) in sorted order is held out as "val", the rest is "fit".
+HELD_OUT = {"fit": False, "val": True}
+SPLITS.update({k: SPLITS["train"] for k in HELD_OUT})
+VAL_EVERY = 10
+
+
+def photo_id(sample: Sample, root: Path) -> str:
+    rel = sample.image_path.relative_to(root).with_suffix("").as_posix()
+    head, _, tail = rel.rpartition("_")
+    return head if head and tail.isdigit() and len(tail) <= 2 else rel     # lfpw's image_0001 is one photo
+
+
+def held_out(samples: list[Sample], root: Path, val: bool) -> list[Sample]:
+    photos = sorted({photo_id(s, root) for s in samples})
+    chosen = set(photos[::VAL_EVERY])
+    return [s for s in samples if (photo_id(s, root) in chosen) == val]
 
 
 def read_300w(root: str | Path, split: str = "common") -> list[Sample]:
@@ -49,4 +66,4 @@ def read_300w(root: str | Path, split: str = "common") -> list[Sample]:
     if not samples:
         raise ValueError(f"{root}: 300-W split {split!r} has no image + .pts pairs in {present}")
     samples.sort(key=lambda s: s.image_path.relative_to(root).as_posix())
-    return samples
+    return held_out(samples, root, HELD_OUT[split]) if split in HELD_OUT else samples
