@@ -25,6 +25,12 @@ for _var in ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "HF_OIDC_RESOURCE", "HF_HUB_O
 _HF_HOME = tempfile.mkdtemp(prefix="zoo-tests-hf-home-")
 atexit.register(shutil.rmtree, _HF_HOME, ignore_errors=True)
 os.environ["HF_HOME"] = _HF_HOME
+# Nothing this machine remembers may make a test pass: the training crop cache and torch hub's checkpoint folder
+# (where ImageNet weights would be looked for) are empty folders of this run; $ZOO_HOME is empty per test (below).
+os.environ["TRAIN_CACHE_DIR"] = str(Path(_HF_HOME) / "train_cache")
+os.environ["TORCH_HOME"] = str(Path(_HF_HOME) / "torch")
+for _var in ("ZOO_CALIB_DATA", "XDG_CACHE_HOME"):
+    os.environ.pop(_var, None)
 
 
 def _free_port() -> int:
@@ -39,8 +45,8 @@ os.environ["HF_ENDPOINT"] = f"http://127.0.0.1:{_HUB_PORT}"
 
 @pytest.fixture(scope="session")
 def hub_server():
-    """A local Hub (tests/hub_server.py) that the huggingface_hub client talks to; yields the server."""
-    from hub_server import HubServer, point_client_at
+    """A local Hub (zoo/hub_server.py) that the huggingface_hub client talks to; yields the server."""
+    from zoo.hub_server import HubServer, point_client_at
 
     try:
         server = HubServer(port=_HUB_PORT).start()
@@ -50,6 +56,13 @@ def hub_server():
         point_client_at(mp, server.url)  # also covers huggingface_hub imported before this conftest
         yield server
     server.stop()
+
+
+@pytest.fixture(autouse=True)
+def _own_zoo_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every test starts with its own empty $ZOO_HOME (converted weights, ONNX exports, int8 graphs), so a file
+    another test or an earlier session left there cannot make it pass."""
+    monkeypatch.setenv("ZOO_HOME", str(tmp_path_factory.mktemp("zoo_home_auto")))
 
 
 @pytest.fixture
@@ -71,7 +84,7 @@ def hf_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 @pytest.fixture
 def zoo_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """An empty ZOO_HOME (zoo.hub.local_dir()) for one test."""
+    """An empty ZOO_HOME (zoo.files.local_dir()) for one test, at a path the test knows."""
     home = tmp_path / "zoo_home"
     home.mkdir()
     monkeypatch.setenv("ZOO_HOME", str(home))

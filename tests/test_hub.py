@@ -1,4 +1,4 @@
-"""zoo.hub: safetensors folders, model cards, and the real huggingface_hub client against tests/hub_server.py."""
+"""zoo.hub: safetensors folders, model cards, and the real huggingface_hub client against zoo/hub_server.py."""
 from __future__ import annotations
 
 import json
@@ -14,7 +14,7 @@ import yaml
 from huggingface_hub import HfApi, ModelCard, hf_hub_download
 from safetensors import safe_open
 
-from hub_server import HubServer, point_client_at
+from zoo.hub_server import HubServer, point_client_at
 from zoo import hub, registry
 from zoo.hub import load_folder, push, render_card, resolve_weights, save_folder, sha256_file, snapshot
 from zoo.nets import build_model
@@ -278,7 +278,7 @@ def test_token_protected_hub(hf_home, tiny_folder, monkeypatch):
 def no_bundled(tmp_path, monkeypatch) -> Path:
     empty = tmp_path / "bundled"
     empty.mkdir()
-    monkeypatch.setattr(hub, "BUNDLED_DIR", empty)
+    monkeypatch.setattr(zoo.files, "BUNDLED_DIR", empty)
     return empty
 
 

@@ -121,7 +121,7 @@ def test_cli_train_evaluate_publish_on_real_faces(tmp_path, monkeypatch):
     shutil.copy(zoo.registry.REGISTRY_FILE, reg)
     monkeypatch.setattr(zoo.registry, "REGISTRY_FILE", reg)
     monkeypatch.setattr(zoo.registry, "_ENTRIES", None)
-    monkeypatch.setattr("zoo.hub.BUNDLED_DIR", tmp_path / "bundle")
+    monkeypatch.setattr("zoo.files.BUNDLED_DIR", tmp_path / "bundle")
     monkeypatch.setattr("train.publish.BUNDLED_DIR", tmp_path / "bundle")
     metrics = publish("pipnet_mbv2_300w", final, data, split="common", limit=6)
     e = zoo.registry.get("pipnet_mbv2_300w")

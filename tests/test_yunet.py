@@ -55,7 +55,7 @@ def test_yunet_refuses_a_file_that_is_not_the_pinned_one(zoo_home, tmp_path):
 def test_default_falls_back_to_haar_without_weights(zoo_home, monkeypatch, tmp_path):
     with pytest.raises(zoo.ZooError, match="unknown detector 'nope'.*yunet"):
         zoo.load("pipnet_mbv2_300w", detector="nope")                # at load, listing the detectors
-    monkeypatch.setattr(zoo.hub, "BUNDLED_DIR", tmp_path / "no_bundle")
+    monkeypatch.setattr(zoo.files, "BUNDLED_DIR", tmp_path / "no_bundle")
     assert detectors.best_detector() == "haar"
 
 

@@ -33,7 +33,7 @@ def random_zoo(zoo_home, tmp_path, monkeypatch):
     for name, e in list(zoo.registry._ENTRIES.items()):   # landmarkers: these tests bring their own weights
         if e.kind == "landmarker":
             zoo.registry._ENTRIES[name] = replace(e, hub=replace(e.hub, revision=None, sha256=None))
-    monkeypatch.setattr(zoo.hub, "BUNDLED_DIR", tmp_path / "no_bundle")
+    monkeypatch.setattr(zoo.files, "BUNDLED_DIR", tmp_path / "no_bundle")
     return zoo_home
 
 

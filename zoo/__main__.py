@@ -13,8 +13,9 @@ from .registry import ZooError
 
 
 def cmd_list(a) -> int:
+    # Published landmarkers unless asked: recipe-only entries have no weights to load.
     names = registry.list_models(dataset=a.dataset, backbone=a.backbone, arch=a.arch,
-                                 published=True if a.published else None, kind=None if a.all else "landmarker")
+                                 published=None if a.all else True, kind=None if a.all else "landmarker")
     rows = [("name", "arch", "backbone", "dataset", "points", "params", "status", "NME")]
     for n in names:
         e = registry.get(n)
@@ -32,7 +33,8 @@ def cmd_list(a) -> int:
 
 
 def cmd_info(a) -> int:
-    print(json.dumps(registry.get(a.name).to_dict(), indent=1))
+    e = registry.get(a.name)
+    print(json.dumps(e.to_dict(), indent=1) if a.json else registry.describe(e))
     return 0
 
 
@@ -139,8 +141,32 @@ def cmd_bench(a) -> int:
 def cmd_push(a) -> int:
     import zoo
 
+    from .hub import repo_url
+
     sha = zoo.push(a.folder, a.repo_id, token=a.token, revision=a.revision, tag=a.tag, private=a.private)
-    print(sha)
+    print(f"pushed {a.folder} to {repo_url(a.repo_id)} (branch {a.revision or 'main'}"
+          + (f", tag {a.tag}" if a.tag else "") + ")")
+    print(f"revision {sha}")
+    print(f"pin it:  zoo.from_pretrained({a.repo_id!r}, revision={sha!r})")
+    return 0
+
+
+def cmd_hub(a) -> int:
+    import time
+
+    from .hub_server import HubServer
+
+    root = Path(a.root).expanduser()
+    root.mkdir(parents=True, exist_ok=True)
+    server = HubServer(token=a.token, port=a.port, host=a.host, user=a.user, root=root).start()
+    n = len(server.repos)
+    print(f"serving a Hub-compatible API at {server.url} ({n} repo(s) kept in {root}); Ctrl-C stops it")
+    print(f"point clients at it:  export HF_ENDPOINT={server.url}" + ("   (and HF_TOKEN=<the token>)" if a.token else ""))
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        server.stop()
     return 0
 
 
@@ -190,12 +216,13 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--dataset")
     s.add_argument("--backbone")
     s.add_argument("--arch")
-    s.add_argument("--published", action="store_true", help="only entries with weights")
-    s.add_argument("--all", action="store_true", help="detectors too")
+    s.add_argument("--published", action="store_true", help="only entries with weights (the default)")
+    s.add_argument("--all", action="store_true", help="every entry: recipe-only landmarkers and detectors too")
     s.add_argument("--json", action="store_true")
     s.set_defaults(fn=cmd_list)
     s = sub.add_parser("info", help="an entry's card: preprocessing, Hub location, metrics")
     s.add_argument("name")
+    s.add_argument("--json", action="store_true", help="the registry entry as JSON")
     s.set_defaults(fn=cmd_info)
     s = sub.add_parser("predict", help="landmarks for images")
     s.add_argument("name")
@@ -249,6 +276,15 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--tag")
     s.add_argument("--private", action="store_true")
     s.set_defaults(fn=cmd_push)
+    s = sub.add_parser("hub", help="run a local Hub-compatible server (offline or private lab)")
+    hs = s.add_subparsers(dest="hub_cmd", required=True)
+    s = hs.add_parser("serve", help="serve repos kept in a folder; clients use HF_ENDPOINT=http://HOST:PORT")
+    s.add_argument("--root", default="~/.cache/facezoo/hub", help="folder that keeps the repos")
+    s.add_argument("--host", default="127.0.0.1", help="0.0.0.0 to serve the lab's network")
+    s.add_argument("--port", type=int, default=8999)
+    s.add_argument("--token", help="require this bearer token on every request")
+    s.add_argument("--user", default="lab", help="the name whoami reports")
+    s.set_defaults(fn=cmd_hub)
     s = sub.add_parser("convert", help="convert a checkpoint from elsewhere to the zoo's safetensors")
     s.add_argument("name", help="zoo entry, e.g. faceboxes_v2 or pipnet_r18_wflw")
     s.add_argument("--from", dest="src", required=True, help="the original .pth (read with weights_only=True)")

@@ -5,7 +5,6 @@ CLI: ``python -m zoo.convert SRC DST [--strip-prefix module.] [--fp16]`` prints 
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import os
 from pathlib import Path
@@ -13,14 +12,9 @@ from pathlib import Path
 import torch
 from safetensors.torch import save_file
 
-from .hub import sha256_file
+from .files import RECORD_KEY, check_record, sha256_file  # noqa: F401  (re-exported)
 
 logger = logging.getLogger(__name__)
-# The key of a conversion's record in its folder's config.json: source file and sha256, and the sha256 of the
-# model.safetensors written beside it (see check_record).
-RECORD_KEY = "converted"
-
-
 def _extract_state_dict(obj: object, name: str) -> dict[str, torch.Tensor]:
     # Training scripts often wrap the weights: {"state_dict": ...} (Lightning) or {"model": ...}.
     if isinstance(obj, dict):
@@ -86,30 +80,6 @@ def convert_checkpoint(
     }
     logger.info("converted %s -> %s (%d keys, %d params)", src.name, dst, info["keys"], info["num_params"])
     return info
-
-
-def check_record(entry_name: str, weights: Path) -> dict | None:
-    """The conversion record in the config.json beside ``weights``, or None when there is none.
-
-    Converted weights are not pinned by the registry (that pin is for the zoo's own files); `zoo convert`
-    records the sha256 of the file it wrote, and a file that no longer matches it is refused (ZooError)."""
-    from .registry import ZooError
-
-    config_path = Path(weights).with_name("config.json")
-    try:
-        record = json.loads(config_path.read_text(encoding="utf-8")).get(RECORD_KEY)
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError, AttributeError):
-        return None
-    if not isinstance(record, dict):
-        return None
-    how = f"convert it again (`{record.get('command') or 'python -m zoo convert ' + entry_name}`)"
-    if record.get("entry") != entry_name:
-        raise ZooError(f"{weights}: converted for {record.get('entry')!r}, not {entry_name!r} ({config_path}); {how}")
-    actual = sha256_file(weights)
-    if actual != record.get("weights_sha256"):
-        raise ZooError(f"{weights}: sha256 {actual} does not match the {record.get('weights_sha256')} recorded "
-                       f"in {config_path} when it was converted; refusing to load it; {how}")
-    return record
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -15,6 +15,8 @@ import cv2
 import numpy as np
 
 from . import registry
+from .files import local_dir, sha256_file
+from .hub import local_weights, resolve_weights
 from .registry import Entry, ZooError
 
 log = logging.getLogger(__name__)
@@ -78,8 +80,6 @@ class YuNetDetector:
     the network is cheap and its cost grows with pixels. Its ONNX file is a zoo weight (sha256-pinned)."""
 
     def __init__(self, entry: Entry, path: str | Path | None = None):
-        from .hub import resolve_weights, sha256_file
-
         self.name = entry.name
         args = entry.arch_args
         self.crop_rule = tuple(args["crop_rule"]) if args.get("crop_rule") else None
@@ -117,7 +117,6 @@ class FaceBoxesDetector:
     def __init__(self, entry: Entry):
         from safetensors.torch import load_file
 
-        from .hub import resolve_weights
         from .nets.faceboxes import FaceBoxesV2
 
         self.name = entry.name
@@ -161,8 +160,6 @@ def load_detector(name: str = "haar", **kwargs) -> Detector:
 
 def available(name: str) -> bool:
     """Whether detector `name` can run here without a download (embedded, or its file is on this machine)."""
-    from .hub import local_weights
-
     entry = detector_entry(name)
     return entry.arch == "haar" or local_weights(entry) is not None
 
@@ -178,8 +175,6 @@ def place_file(name: str, src: str | Path) -> Path:
     """Copy a detector's original file (e.g. YuNet's .onnx) to where the zoo looks for it, after checking it
     against the pinned sha256; returns the destination."""
     import shutil
-
-    from .hub import local_dir, sha256_file
 
     entry = detector_entry(name)
     src = Path(src)

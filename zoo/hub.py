@@ -11,8 +11,6 @@ weights never needs it.
 """
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 import os
 import re
@@ -20,18 +18,13 @@ import time
 from pathlib import Path
 from typing import Any
 
-import torch
-from safetensors.torch import load_file, save_file
 
-from .registry import Entry, ZooError
+from .files import (BUNDLED_DIR, CARD_NAME, CONFIG_NAME, FOLDER_FILES, WEIGHTS_NAME, check_record,  # noqa: F401
+                    load_folder, local_candidates, local_dir, on_disk, save_folder, sha256_file)
+from .registry import Entry, ZooError, release_command
 
 logger = logging.getLogger(__name__)
 
-BUNDLED_DIR = Path(__file__).parent / "weights"
-WEIGHTS_NAME = "model.safetensors"
-CONFIG_NAME = "config.json"
-CARD_NAME = "README.md"
-FOLDER_FILES = (WEIGHTS_NAME, CONFIG_NAME, CARD_NAME)
 _COMMIT_SHA = re.compile(r"[0-9a-f]{40}")
 # Downloads of one weights file, on top of huggingface_hub's own retries (it retries its HEAD on 429/5xx and
 # network errors, a GET on 429 with Retry-After, and resumes a dropped transfer 5 times, but not a GET that
@@ -40,80 +33,6 @@ HUB_ATTEMPTS = 3
 HUB_BACKOFF_S = 2.0
 HUB_BACKOFF_MAX_S = 16.0
 _sleep = time.sleep   # tests swap this for a recorder
-
-
-# ----------------------------------------------------------------------------------------------- files
-def sha256_file(path: str | os.PathLike) -> str:
-    """Hex sha256 of a file, read in 1 MiB chunks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def local_dir() -> Path:
-    """The user's folder for converted/trained weights: ``$ZOO_HOME`` or ``~/.cache/facezoo``."""
-    home = os.environ.get("ZOO_HOME")
-    return Path(home).expanduser() if home else Path.home() / ".cache" / "facezoo"
-
-
-def _write_atomic(path: Path, data: bytes) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)  # an interrupted write never leaves a truncated file behind
-
-
-def save_folder(folder: str | os.PathLike, state_dict: dict[str, torch.Tensor], config: dict[str, Any],
-                card: str, fp16: bool = False) -> Path:
-    """Write ``model.safetensors``, ``config.json`` and ``README.md`` into ``folder``; return the folder.
-
-    Tensors are detached, moved to the CPU and made contiguous (each with its own storage, as safetensors
-    requires). ``fp16=True`` stores floating tensors as float16; integer buffers (BatchNorm's
-    num_batches_tracked) keep their dtype. ``config`` is written with indent 2 and sorted keys.
-    """
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    tensors: dict[str, torch.Tensor] = {}
-    for key, value in state_dict.items():
-        if not isinstance(value, torch.Tensor):
-            raise ZooError(f"state_dict[{key!r}] is a {type(value).__name__}, not a tensor")
-        t = value.detach().to("cpu")
-        if fp16 and t.is_floating_point():
-            t = t.to(torch.float16)
-        tensors[key] = t.contiguous().clone()
-    weights = folder / WEIGHTS_NAME
-    tmp = weights.with_name(weights.name + ".tmp")
-    save_file(tensors, str(tmp), metadata={"format": "pt"})
-    os.replace(tmp, weights)
-    _write_atomic(folder / CONFIG_NAME, (json.dumps(config, indent=2, sort_keys=True) + "\n").encode())
-    _write_atomic(folder / CARD_NAME, (card if card.endswith("\n") else card + "\n").encode())
-    return folder
-
-
-def load_folder(folder: str | os.PathLike) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
-    """(config, state_dict) of a model folder; floating tensors come back as float32.
-
-    Raises ZooError naming the file when config.json or model.safetensors is missing or unreadable.
-    """
-    folder = Path(folder)
-    config_path, weights = folder / CONFIG_NAME, folder / WEIGHTS_NAME
-    for path in (config_path, weights):
-        if not path.is_file():
-            raise ZooError(f"{path}: missing; a model folder holds {', '.join(FOLDER_FILES)} "
-                           "(zoo.hub.save_folder writes them)")
-    try:
-        config = json.loads(config_path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ZooError(f"{config_path}: not valid JSON ({exc})") from exc
-    if not isinstance(config, dict):
-        raise ZooError(f"{config_path}: expected a JSON object, found {type(config).__name__}")
-    try:
-        state = load_file(str(weights), device="cpu")
-    except Exception as exc:  # safetensors raises SafetensorError, OSError, ValueError... for bad files
-        raise ZooError(f"{weights}: not a readable safetensors file ({exc.__class__.__name__}: {exc})") from exc
-    state = {k: v.float() if v.is_floating_point() else v for k, v in state.items()}
-    return config, state
 
 
 # ---------------------------------------------------------------------------------------- resolving
@@ -227,19 +146,12 @@ def _from_hub(entry: Entry, cache_only: bool = False) -> tuple[Path | None, str]
 
 def _how_to_make(entry: Entry) -> str:
     if entry.kind == "landmarker":
-        from .pipnet_release import convert_command
-
         train = f"train them with `python -m train {entry.name} --data DIR`"
-        convert = convert_command(entry)
+        convert = release_command(entry)
         return f"{train}, or {convert}" if convert else train
     if entry.name == "faceboxes_v2":
         return "convert the original checkpoint with `python -m zoo convert faceboxes_v2 --from PATH/FaceBoxesV2.pth`"
     return f"put {entry.hub.filename} in {local_dir() / entry.name}"
-
-
-def _local_candidates(entry: Entry) -> list[tuple[str, Path]]:
-    return [("bundled", BUNDLED_DIR / entry.name / entry.hub.filename),
-            ("local", local_dir() / entry.name / entry.hub.filename)]
 
 
 def local_weights(entry: Entry) -> Path | None:
@@ -249,7 +161,7 @@ def local_weights(entry: Entry) -> Path | None:
         path, _ = _from_hub(entry, cache_only=True)
         if path is not None:
             return path
-    return next((path for _, path in _local_candidates(entry) if path.is_file()), None)
+    return on_disk(entry)
 
 
 def resolve_weights(entry: Entry) -> Path:
@@ -265,7 +177,7 @@ def resolve_weights(entry: Entry) -> Path:
     cost ~20 s otherwise).
     """
     hub = entry.hub
-    candidates = _local_candidates(entry)
+    candidates = local_candidates(entry)
     fallback = next((path for _, path in candidates if path.is_file()), None)
     looked: list[str] = []
     path: Path | None = None
@@ -302,8 +214,6 @@ def resolve_weights(entry: Entry) -> Path:
             raise ZooError(f"{path}: sha256 mismatch for {entry.name}: expected {hub.sha256}, actual {actual}; "
                            "refusing to load it (delete the file, or re-publish the entry if it is the right one)")
     if not hub.sha256:   # unpinned: a converted file is checked against the record its conversion wrote
-        from .convert import check_record
-
         check_record(entry.name, path)
     logger.debug("%s: weights %s", entry.name, path)
     return path
@@ -314,6 +224,11 @@ def _endpoint() -> str:
     from huggingface_hub import constants
 
     return constants.ENDPOINT
+
+
+def repo_url(repo_id: str) -> str:
+    """The repo's page on the Hub the client talks to (HF_ENDPOINT, or huggingface.co)."""
+    return f"{_endpoint().rstrip('/')}/{repo_id}"
 
 
 def _describe_hub_error(exc: BaseException, repo_id: str, revision: str | None, filename: str | None = None) -> str:

@@ -4,7 +4,6 @@ from __future__ import annotations
 import logging
 import time
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator, Sequence, Union
 
@@ -13,6 +12,7 @@ import torch
 from torch import nn
 
 from . import crop
+from .face import Face
 from .images import ImageInput, load_image
 from .registry import Entry, ZooError
 from .schemes import Scheme, get_scheme
@@ -20,19 +20,6 @@ from .schemes import Scheme, get_scheme
 log = logging.getLogger(__name__)
 STAGES = ("detect", "preprocess", "model", "decode")
 Rule = tuple[float, float, float, float]
-
-
-@dataclass
-class Face:
-    box: np.ndarray          # (4,) x0 y0 x1 y1, image pixels: the detector's (or given) face box
-    landmarks: np.ndarray    # (N, 2) float32, image pixels
-    score: float             # detector confidence (1.0 for given boxes)
-    detector: str | None = None   # the detector whose box this is (its crop rule goes with it); None: caller's
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"box": [round(float(v), 2) for v in self.box], "score": round(float(self.score), 4),
-                "detector": self.detector,
-                "landmarks": [[round(float(x), 2), round(float(y), 2)] for x, y in self.landmarks]}
 
 
 Boxes = Union[Sequence[Sequence[float]], np.ndarray, Sequence[Face]]

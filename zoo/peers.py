@@ -22,6 +22,8 @@ from typing import Any, Sequence
 import numpy as np
 
 from . import crop
+from . import files
+from .files import local_dir, sha256_file
 from .images import ImageInput, load_image
 from .landmarker import STAGES, Face, Landmarker
 from .registry import Preprocess, ZooError
@@ -242,11 +244,16 @@ class DlibLandmarker(DlibPeer):
 
 
 # ------------------------------------------------------------------------------------------------ PFLD
-def pfld_default_path() -> Path:
-    """Where load_peer("pfld_ghostone") looks without a path: under $ZOO_HOME (zoo.hub.local_dir())."""
-    from .hub import local_dir
+def peer_file(folder: str, filename: str) -> Path:
+    """A peer's model file: bundled in the package (zoo/weights/FOLDER/, with its LICENSE), else under
+    $ZOO_HOME/FOLDER/ (zoo.files.local_dir()). The path returned may not exist; callers say so."""
+    bundled = files.BUNDLED_DIR / folder / filename
+    return bundled if bundled.is_file() else local_dir() / folder / filename
 
-    return local_dir() / "pfld_ghostone" / PFLD_FILE
+
+def pfld_default_path() -> Path:
+    """Where load_peer("pfld_ghostone") looks without a path: bundled, else under $ZOO_HOME."""
+    return peer_file("pfld_ghostone", PFLD_FILE)
 
 
 def pfld_square(boxes: np.ndarray, scale: float = PFLD_SCALE) -> np.ndarray:
@@ -282,7 +289,6 @@ class PfldPeer(Peer):
     def __init__(self, path: str | Path | None = None, detector: str = "auto", threads: int | None = None,
                  check_sha256: bool = True) -> None:
         super().__init__()
-        from .hub import sha256_file
         from .onnx_backend import OnnxRunner
 
         self.model_path = Path(path) if path else pfld_default_path()

@@ -26,8 +26,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .convert import RECORD_KEY, read_checkpoint
-from .hub import CONFIG_NAME, WEIGHTS_NAME, local_dir, sha256_file
+from .convert import read_checkpoint
+from .files import CONFIG_NAME, RECORD_KEY, WEIGHTS_NAME, local_dir, sha256_file
 from .registry import Entry, ZooError, get
 from .schemes import get_scheme
 
@@ -183,13 +183,3 @@ def convert_release(name: str, src: Path, meanface: Path, out: Path | None = Non
     os.replace(tmp, config_path)
     logger.info("converted %s (%s) -> %s", src, source_sha[:12], folder)
     return Conversion(folder, weights_sha, source_sha, stored_with_pin=bool(entry.hub.sha256))
-
-
-def convert_command(entry: Entry) -> str:
-    """How to make ``entry``'s weights from the authors' release, or "" when they released none for it."""
-    rel = entry.release
-    if not rel.get("file"):
-        return ""
-    return (f"convert the authors' release with `python -m zoo convert {entry.name} --from PATH/"
-            f"{Path(rel['file']).name} --meanface PATH/{Path(rel['meanface']).name}` (their "
-            f"{rel['file']} and {rel['meanface']}, from github.com/jhb86253817/PIPNet)")

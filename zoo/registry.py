@@ -164,3 +164,49 @@ def add_variant(base: str, tag: str, path: Path | None = None) -> Entry:
     path.write_text(json.dumps(raw, indent=1) + "\n")
     reload()
     return Entry.from_dict(d)
+
+
+def release_command(entry: Entry) -> str:
+    """How to make ``entry``'s weights from the authors' release, or "" when they released none for it."""
+    rel = entry.release
+    if not rel.get("file"):
+        return ""
+    return (f"convert the authors' release with `python -m zoo convert {entry.name} --from PATH/"
+            f"{Path(rel['file']).name} --meanface PATH/{Path(rel['meanface']).name}` (their "
+            f"{rel['file']} and {rel['meanface']}, from github.com/jhb86253817/PIPNet)")
+
+
+def describe(entry: Entry) -> str:
+    """An entry as a short card for the terminal (`python -m zoo info`): what it is, how to load it, what it
+    scored and with which command, where its weights come from."""
+    e = entry
+    pct = lambda v: f"{100 * v:.2f}%" if isinstance(v, (int, float)) else str(v)
+    what = {"landmarker": f"{e.arch} ({e.arch_args.get('backbone', 'mobilenet_v2')}) landmarker, "
+                          f"{e.scheme}-point scheme, trained on {e.dataset}",
+            "detector": f"{e.arch} face detector"}.get(e.kind, e.kind)
+    lines = [f"{e.name}: {what}", f"  status    {e.status}" + (f", {e.params / 1e6:.1f} M parameters" if e.params else ""),
+             f"  licence   {e.license}"]
+    if e.kind == "landmarker":
+        p = e.preprocess
+        lines += [f"  load      zoo.load({e.name!r})",
+                  f"  input     {p.input_size}x{p.input_size} RGB, mean {list(p.mean)}, std {list(p.std)}; "
+                  f"ground-truth crop: landmark box x {p.gt_box_scale}"]
+    m = e.metrics
+    if "nme" in m:
+        lines.append(f"  NME       {pct(m['nme'])} on {m.get('dataset')} {m.get('split')} ({m.get('n')} faces, "
+                     f"ground-truth crops); FR {pct(m.get('fr'))}, AUC {m.get('auc', float('nan')):.3f}")
+        if "nme_int8" in m:
+            lines.append(f"  int8      {pct(m['nme_int8'])} (backend='onnx-int8')")
+        if m.get("command"):
+            lines.append(f"  measured  {m['command']}")
+    if e.paper:
+        figs = ", ".join(f"{k.removeprefix('nme_')} {v}" for k, v in e.paper.items() if k.startswith("nme"))
+        lines.append(f"  paper     NME {figs} ({e.paper.get('source', '')})")
+    pin = e.hub.sha256[:12] + "…" if e.hub.sha256 else "none"
+    lines.append(f"  weights   {e.hub.repo_id}/{e.hub.filename}, revision {e.hub.revision or 'unpinned'}, "
+                 f"sha256 {pin}")
+    if e.release.get("file"):
+        lines.append(f"  release   {release_command(e)}")
+    if e.notes:
+        lines.append(f"  notes     {e.notes}")
+    return "\n".join(lines)

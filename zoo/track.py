@@ -28,7 +28,7 @@ import numpy as np
 
 from .crop import box_iou, gt_crop_box
 from .images import load_image
-from .landmarker import Face
+from .face import Face
 from .registry import ZooError
 
 log = logging.getLogger(__name__)

@@ -11,6 +11,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from ..files import sha256_file
+
 log = logging.getLogger(__name__)
 
 
@@ -175,8 +177,6 @@ def load_imagenet(trunk: nn.Module, path: Path, expect_sha256_prefix: str | None
     """
     path = Path(path)
     if expect_sha256_prefix:
-        from ..hub import sha256_file
-
         digest = sha256_file(path)
         if not digest.startswith(expect_sha256_prefix):
             raise ValueError(f"{path}: sha256 {digest[:12]}… does not start with {expect_sha256_prefix}")

@@ -1,5 +1,7 @@
-"""A small Hugging Face Hub look-alike for tests: a real HTTP server on 127.0.0.1 that the real
-``huggingface_hub`` client (2.x) can create repos on, commit to, tag, list and download from.
+"""A small Hugging Face Hub look-alike: a real HTTP server that the real ``huggingface_hub`` client (2.x) can
+create repos on, commit to, tag, list and download from. The tests run it in memory on 127.0.0.1; an offline or
+private lab runs it with a folder that keeps its repos (``python -m zoo hub serve --root DIR``) and points the
+client at it with ``HF_ENDPOINT``. It checks no user accounts: a ``token`` is the one key to every repo.
 
 Only the parts of the REST API the client uses for plain git files are spoken:
 
@@ -38,11 +40,13 @@ import base64
 import hashlib
 import itertools
 import json
+import os
 import socket
 import threading
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
@@ -130,11 +134,15 @@ def _repo_not_found(repo_id: str) -> HubError:
 
 
 class HubServer:
-    """In-memory Hub. ``url`` is the endpoint to give the client; ``requests`` logs (method, path)."""
+    """A Hub in memory, or kept in ``root`` (state.json + content-addressed blobs/, written after every change and
+    read back at start). ``url`` is the endpoint to give the client; ``requests`` logs (method, path)."""
 
-    def __init__(self, token: str | None = None, port: int = 0, user: str = "tester"):
+    def __init__(self, token: str | None = None, port: int = 0, user: str = "tester", host: str = "127.0.0.1",
+                 root: str | Path | None = None):
         self.token = token
         self.user = user
+        self.host = host
+        self.root = Path(root) if root is not None else None
         self.repos: dict[tuple[str, str], Repo] = {}
         self.requests: list[tuple[str, str]] = []
         self._lock = threading.RLock()
@@ -144,6 +152,53 @@ class HubServer:
         self._thread: threading.Thread | None = None
         self._conns: set[socket.socket] = set()
         self.faults: list[Fault] = []
+        if self.root is not None:
+            self._load()
+
+    # ------------------------------------------------------------------------------- persistence
+    def _load(self) -> None:
+        state = self.root / "state.json"
+        if not state.is_file():
+            return
+        data = json.loads(state.read_text())
+        blobs = self.root / "blobs"
+        for r in data["repos"]:
+            repo = Repo(r["repo_id"], r["repo_type"], r["private"], branches=r["branches"], tags=r["tags"],
+                        created=r["created"])
+            for c in r["commits"]:
+                files = {path: (blobs / oid).read_bytes() for path, oid in c["files"].items()}
+                repo.commits[c["sha"]] = Commit(c["sha"], files, c["title"], c["message"], c["parent"], c["date"])
+            self.repos[(repo.repo_type, repo.repo_id)] = repo
+        self._counter = itertools.count(data.get("counter", 0))
+
+    def persist(self) -> None:
+        """Write the repos to ``root`` (no-op in memory): new blobs first, then state.json atomically."""
+        if self.root is None:
+            return
+        with self._lock:
+            blobs = self.root / "blobs"
+            blobs.mkdir(parents=True, exist_ok=True)
+            repos = []
+            for repo in self.repos.values():
+                commits = []
+                for c in repo.commits.values():
+                    oids = {}
+                    for path, content in c.files.items():
+                        oid = oids[path] = hashlib.sha256(content).hexdigest()
+                        if not (blobs / oid).exists():
+                            tmp = blobs / f"{oid}.tmp"
+                            tmp.write_bytes(content)
+                            os.replace(tmp, blobs / oid)
+                    commits.append({"sha": c.sha, "files": oids, "title": c.title, "message": c.message,
+                                    "parent": c.parent, "date": c.date})
+                repos.append({"repo_id": repo.repo_id, "repo_type": repo.repo_type, "private": repo.private,
+                              "branches": repo.branches, "tags": repo.tags, "created": repo.created,
+                              "commits": commits})
+            counter = next(self._counter)
+            self._counter = itertools.count(counter + 1)
+            tmp = self.root / "state.json.tmp"
+            tmp.write_text(json.dumps({"repos": repos, "counter": counter + 1}))
+            os.replace(tmp, self.root / "state.json")
 
     # ------------------------------------------------------------------------------------ faults
     def inject(self, kind: str, path: str | None = None, times: int = 1, status: int = 500,
@@ -184,7 +239,7 @@ class HubServer:
         class Handler(_Handler):
             server_hub = hub
 
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", self._port), Handler)
+        self._httpd = ThreadingHTTPServer((self.host, self._port), Handler)
         self._httpd.daemon_threads = True
         self._thread = threading.Thread(target=self._httpd.serve_forever, name="hub-server", daemon=True)
         self._thread.start()
@@ -337,6 +392,8 @@ class _Handler(BaseHTTPRequestHandler):
             self._check_auth()
             if raw_parts and raw_parts[0] == "api":
                 self._api(method, raw_parts[1:])
+                if method in ("POST", "PUT", "DELETE"):
+                    hub.persist()
             else:
                 self._resolve(method, raw_parts)
         except HubError as err:

@@ -1,0 +1,20 @@
+"""What every landmarker returns for one face (the zoo's, the peers', the tracker's)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+
+@dataclass
+class Face:
+    box: np.ndarray          # (4,) x0 y0 x1 y1, image pixels: the detector's (or given) face box
+    landmarks: np.ndarray    # (N, 2) float32, image pixels
+    score: float             # detector confidence (1.0 for given boxes)
+    detector: str | None = None   # the detector whose box this is (its crop rule goes with it); None: caller's
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"box": [round(float(v), 2) for v in self.box], "score": round(float(self.score), 4),
+                "detector": self.detector,
+                "landmarks": [[round(float(x), 2), round(float(y), 2)] for x, y in self.landmarks]}
