@@ -38,7 +38,9 @@ from .protocols import CachedDetector, EvalProtocol, boxes_from, own_detector
 log = logging.getLogger(__name__)
 
 SCHEMA = 1               # bump when the stored JSON changes meaning: every cached result is re-run
-PEER_LABELS = {"dlib": "dlib (own detector)", "dlib_givenbox": "dlib (given box)", "pfld_ghostone": "PFLD-GhostOne"}
+PEER_LABELS = {"dlib": "dlib (own detector)", "dlib_givenbox": "dlib (given box)", "pfld_ghostone": "PFLD-GhostOne",
+               "mediapipe": "MediaPipe Face Mesh (own detector, 68-pt map)",
+               "mediapipe_98": "MediaPipe Face Mesh (own detector, 98-pt map)"}
 START, END = "<!-- leaderboard:start -->", "<!-- leaderboard:end -->"
 
 

@@ -53,7 +53,7 @@ def own_detector(model: Any) -> bool:
 def boxes_from(model: Any, protocol: EvalProtocol) -> str:
     """Where `model`'s face boxes come from under `protocol`, for reports: "ground truth", "dlib HOG", ..."""
     if own_detector(model):
-        return "own detector (dlib HOG)"
+        return f"own detector ({getattr(model, 'detector_label', 'dlib HOG')})"
     return "ground truth" if protocol.name == "gt" else protocol.detector + (" (PIPNet rule)" if protocol.pipnet_rule else "")
 
 

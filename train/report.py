@@ -75,6 +75,20 @@ def _cell(d: dict | None) -> str:
     return s + (f" ({d['missed']} missed)" if d.get("missed") else "")
 
 
+def inner_nme(d: dict | None) -> float | None:
+    """NME over the inner points (every region but the jaw), from the stored per-region NME: the regions
+    partition the scheme's points, so the point-weighted mean of the inner regions is that NME. Schemes draw
+    the jaw differently (17 vs 33 points, MediaPipe's mesh has no contour of its own), so this column compares
+    models across schemes where the full NME cannot."""
+    if d is None or not d.get("regions"):
+        return None
+    from zoo.schemes import get_scheme
+
+    regions = get_scheme(d["points"]).regions
+    parts = [(len(regions[r]), v) for r, v in d["regions"].items() if r != "jaw" and r in regions]
+    return sum(n * v for n, v in parts) / sum(n for n, _ in parts) if parts else None
+
+
 def speed_of(bench: dict | None, model: str) -> str:
     """Fastest median ms/face of `model` in a `zoo bench --json` result, with its backend."""
     rows = [r for r in (bench or {}).get("results", []) if r.get("name") == model and r.get("per_face") is not None]
@@ -99,12 +113,14 @@ def main_table(docs: Sequence[dict], protocols: Sequence[str], bench: dict | Non
     """Rows = models, columns = dataset x protocol (NME %, missed faces), int8 NME, params and ms/face."""
     at = index(docs)
     cols = [(c, p) for c in COLUMNS for p in protocols if any(k[1:] == (c.key, p) for k in at)]
-    head = ["model", *(f"{c.title}, {protocol_title(p)}" for c, p in cols), "int8 NME (GT crop)", "params",
-            "ms/face"]
+    inner = [c for c, p in cols if p == "gt"]
+    head = ["model", *(f"{c.title}, {protocol_title(p)}" for c, p in cols),
+            *(f"{c.title}, inner points (no jaw), GT crop" for c in inner), "int8 NME (GT crop)", "params", "ms/face"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for model, label in _rows(docs):
         params = next((d.get("params") for d in docs if d["model"] == model and d.get("params")), None)
         cells = [_cell(lookup(at, model, c.key, p)) for c, p in cols]
+        cells += [_pct(inner_nme(lookup(at, model, c.key, "gt"))) for c in inner]
         lines.append("| " + " | ".join([label, *cells, int8_of(model), f"{params / 1e6:.2f} M" if params else "-",
                                         speed_of(bench, model)]) + " |")
     return "\n".join(lines)

@@ -14,6 +14,7 @@ dlib's 68-point shape predictor ships in the `face-recognition-models` package; 
 from __future__ import annotations
 
 import importlib.util
+import json
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -51,8 +52,14 @@ PFLD_SCALE = 1.2
 PEERS: dict[str, str] = {
     "dlib": "dlib 68-point ERT predictor on dlib's own HOG detector boxes (the protocol it was trained for)",
     "dlib_givenbox": "dlib 68-point ERT predictor on a box derived from the given face / ground-truth crop",
-    "pfld_ghostone": "PFLD-GhostOne 98-point (WFLW), ONNX, from a local file",
+    "pfld_ghostone": "PFLD-GhostOne 98-point (WFLW), ONNX, bundled",
+    "mediapipe": "MediaPipe Face Mesh (BlazeFace + rotated crop + 468-point mesh), mapped to 300-W's 68 points",
+    "mediapipe_98": "MediaPipe Face Mesh, mapped to WFLW's 98 points",
 }
+MEDIAPIPE_FOLDER = "mediapipe_facemesh"
+# Evaluation on a ground-truth crop: MediaPipe's detector looks at this square about the crop (its graph takes
+# such a region of interest), so each face is found by its own detector, as in a photo of that face alone.
+MEDIAPIPE_EVAL_ROI = 2.0
 
 
 @dataclass(frozen=True)
@@ -343,6 +350,96 @@ class PfldPeer(Peer):
             return crop.to_image_coords(raw.reshape(-1, 98, 2).astype(np.float32), squares)
 
 
+# ------------------------------------------------------------------------------------------- MediaPipe
+def mesh_map_path(scheme: str) -> Path:
+    return peer_file(MEDIAPIPE_FOLDER, f"map_{scheme}.json")
+
+
+def load_mesh_map(scheme: str) -> dict[str, Any]:
+    """The linear map from the 468 mesh points to `scheme` (train/meshmap.py fits it on training faces):
+    each target point is a weighted sum of a few mesh points, weights summing to 1."""
+    path = mesh_map_path(scheme)
+    if not path.is_file():
+        raise ZooError(f"{path}: no MediaPipe map to {scheme} points; fit it with `python -m train.meshmap {scheme} "
+                       "--data DIR` (training faces only)")
+    m = json.loads(path.read_text())
+    m["indices"], m["weights"] = np.asarray(m["indices"], np.int64), np.asarray(m["weights"], np.float32)
+    return m
+
+
+def apply_mesh_map(mesh: np.ndarray, mapping: dict[str, Any]) -> np.ndarray:
+    """(..., 468, 2) mesh points -> (..., N, 2) points of the map's scheme."""
+    return np.einsum("...nkd,nk->...nd", mesh[..., mapping["indices"], :], mapping["weights"]).astype(np.float32)
+
+
+class MediaPipePeer(Peer):
+    """MediaPipe Face Mesh run as its authors intend (zoo/facemesh.py): its own BlazeFace detector, the rotated
+    square crop from the detection's eye keypoints, the 468-point mesh; scored on a landmark scheme through a
+    linear map fitted on training faces only. `scheme=None` keeps the 468 raw points. Called with boxes from
+    another detector, the crop is 1.5x the box's longer side, upright (no keypoints to level it)."""
+
+    backend = "tflite"
+    own_detector = True                 # evaluation: BlazeFace finds each face (train/protocols.py)
+    detector_label = "BlazeFace short range"
+
+    def __init__(self, scheme: str | None = "68", threads: int | None = 1, folder: str | Path | None = None) -> None:
+        super().__init__()
+        from .facemesh import NUM_POINTS, FaceMesh
+
+        self.runtime = FaceMesh(Path(folder) if folder else peer_file(MEDIAPIPE_FOLDER, "face_landmark.tflite").parent,
+                                threads)
+        self.mapping = load_mesh_map(scheme) if scheme else None
+        self.name = {"68": "mediapipe", "98": "mediapipe_98", None: "mediapipe_468"}.get(scheme, f"mediapipe_{scheme}")
+        self.scheme = get_scheme(scheme) if scheme else Scheme("468", NUM_POINTS, (), None, "face box")
+        fitted = f"; map fitted on {self.mapping['fitted_on']}" if self.mapping else ""
+        self.entry = PeerEntry(self.name, None, self.scheme.name, Preprocess(input_size=192, gt_box_scale=1.1),
+                               license="Apache-2.0", notes="MediaPipe Face Mesh (face_detection_short_range + "
+                               f"face_landmark .tflite, mediapipe 0.10.21), ai-edge-litert{fitted}")
+        self._kps: dict[tuple, np.ndarray] = {}
+
+    def _detect(self, img: np.ndarray) -> tuple[np.ndarray, np.ndarray, str]:
+        boxes, scores, kps = self.runtime.detect(img)
+        self._kps = {tuple(np.round(b, 3)): k for b, k in zip(boxes, kps)}
+        return boxes, scores, "blazeface"
+
+    def _mesh(self, img: np.ndarray, regions: list) -> np.ndarray:
+        from .facemesh import MESH_SIZE
+
+        with self._stage("preprocess"):
+            crops = [self.runtime.crop(img, r) for r in regions]
+        with self._stage("model"):
+            raw = [self.runtime.run_mesh(x)[0] for x in crops]
+        with self._stage("decode"):
+            pts = np.stack([r.to_image(p, MESH_SIZE) for r, p in zip(regions, raw)]) if raw else \
+                np.zeros((0, 468, 2), np.float32)
+            return apply_mesh_map(pts, self.mapping) if self.mapping else pts
+
+    def _landmarks(self, img: np.ndarray, face_boxes: np.ndarray) -> np.ndarray:
+        from .facemesh import Region, region_from
+
+        regions: list[Region] = []
+        for b in face_boxes:
+            k = self._kps.get(tuple(np.round(b, 3)))
+            if k is not None:          # its own detection: levelled by the eye keypoints
+                regions.append(self.runtime.region(b, k))
+            else:
+                c = (b[:2] + b[2:]) / 2
+                regions.append(region_from(c, float(max(b[2] - b[0], b[3] - b[1])), c, c + [1.0, 0.0]))
+        return self._mesh(img, regions)
+
+    def _from_crops(self, img: np.ndarray, crop_boxes: np.ndarray) -> np.ndarray:
+        out = np.full((len(crop_boxes), self.scheme.num_points, 2), np.nan, np.float32)
+        for i, cb in enumerate(crop_boxes):
+            c, side = (cb[:2] + cb[2:]) / 2, MEDIAPIPE_EVAL_ROI * float(max(cb[2:] - cb[:2]))
+            roi = np.concatenate([c - side / 2, c + side / 2])
+            with self._stage("detect"):
+                boxes, _, kps = self.runtime.detect(img, roi)
+                j = crop.match_face(boxes, _landmark_boxes(cb[None], 1.1)[0].reshape(2, 2)) if len(boxes) else None
+            if j is not None:
+                out[i] = self._mesh(img, [self.runtime.region(boxes[j], kps[j])])[0]
+        return out
+
+
 # ------------------------------------------------------------------------------------------ the registry
 def _dlib_missing() -> str | None:
     if importlib.util.find_spec("dlib") is None:
@@ -360,6 +457,11 @@ def peer_unavailable(name: str) -> str | None:
         return f"unknown peer {name!r}; peers: {list(PEERS)}"
     if name.startswith("dlib"):
         return _dlib_missing()
+    if name.startswith("mediapipe"):
+        from .facemesh import runtime_missing
+
+        scheme = "98" if name == "mediapipe_98" else "68"
+        return runtime_missing() or (None if mesh_map_path(scheme).is_file() else f"{mesh_map_path(scheme)} not found")
     if importlib.util.find_spec("onnxruntime") is None:
         return "onnxruntime is not installed (pip install onnxruntime)"
     path = pfld_default_path()
@@ -383,6 +485,8 @@ def load_peer(name: str, path: str | Path | None = None, **kwargs: Any) -> Peer:
     try:
         if name == "pfld_ghostone":
             return PfldPeer(path, **kwargs)
+        if name.startswith("mediapipe"):
+            return MediaPipePeer("98" if name == "mediapipe_98" else "68", folder=path, **kwargs)
         return DlibPeer(own_detector=name == "dlib", model_path=path, **kwargs)
     except ImportError as e:
         raise ZooError(str(e)) from None
