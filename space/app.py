@@ -27,6 +27,7 @@ import gradio as gr
 import numpy as np
 import pandas as pd
 
+from zoo.cpu import configure, default_threads
 from zoo.registry import ZooError
 from zoo.track import Tracker
 
@@ -691,9 +692,12 @@ def _wflw_crowd_photo() -> Path | None:
 
 
 def launch(demo: gr.Blocks, host: str | None = None, port: int | None = None, **kwargs: Any):
-    """Queue (bounded concurrency) and serve. Env: SPACE_CONCURRENCY (default 2), SPACE_QUEUE_SIZE (64)."""
-    demo.queue(default_concurrency_limit=int(os.environ.get("SPACE_CONCURRENCY", "2")),
-               max_size=int(os.environ.get("SPACE_QUEUE_SIZE", "64")))
+    """Queue (bounded concurrency) and serve. Env: SPACE_CONCURRENCY (default 2), SPACE_QUEUE_SIZE (64).
+    Each request's models get cores / SPACE_CONCURRENCY threads: more would spin-wait against the other
+    request's threads and invert the timings the Space shows (zoo.cpu.default_threads)."""
+    concurrency = int(os.environ.get("SPACE_CONCURRENCY", "2"))
+    configure(default_threads(concurrency))
+    demo.queue(default_concurrency_limit=concurrency, max_size=int(os.environ.get("SPACE_QUEUE_SIZE", "64")))
     kwargs.setdefault("max_file_size", os.environ.get("SPACE_MAX_FILE_SIZE", "25mb"))
     kwargs.setdefault("ssr_mode", False)
     kwargs.setdefault("show_error", False)

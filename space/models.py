@@ -31,8 +31,8 @@ from zoo.registry import Entry, ZooError
 log = logging.getLogger(__name__)
 
 # Peers offered beside the zoo models (zoo.peers): dlib on its own HOG detector, PFLD-GhostOne when its file is here.
-SPACE_PEERS = ("dlib", "pfld_ghostone")
-OWN_DETECTOR = ("dlib",)         # these find their own faces: the shared detector's boxes are not used
+SPACE_PEERS = ("dlib", "pfld_ghostone", "mediapipe")
+OWN_DETECTOR = ("dlib", "mediapipe")   # these find their own faces: the shared detector's boxes are not used
 BACKENDS = ("torch", "onnx")
 
 
@@ -94,6 +94,13 @@ def cache_backend(name: str, backend: str) -> str:
     return "peer" if is_peer(name) else backend
 
 
+def torch_threads() -> int:
+    """The per-model thread budget the app set at launch (zoo.cpu.configure)."""
+    import torch
+
+    return torch.get_num_threads()
+
+
 # ------------------------------------------------------------------------------------------- the cache
 def _model_bytes(obj: Any) -> int:
     """Rough resident size of a loaded model: tensors (+ the ONNX file, + dlib's model file)."""
@@ -141,8 +148,11 @@ class ModelCache:
 
     @classmethod
     def from_env(cls) -> "ModelCache":
+        """SPACE_MAX_MODELS (default: every model the Space offers, so one comparison of all of them never
+        evicts and reloads one mid-request) and SPACE_MAX_MODEL_MB (1536)."""
         mb = os.environ.get("SPACE_MAX_MODEL_MB", "1536")
-        return cls(max_models=int(os.environ.get("SPACE_MAX_MODELS", "4")),
+        n = os.environ.get("SPACE_MAX_MODELS")
+        return cls(max_models=int(n) if n else max(4, len(available_models())),
                    max_bytes=int(float(mb) * (1 << 20)) if float(mb) > 0 else None)
 
     def keys(self) -> list[tuple[str, str]]:
@@ -213,7 +223,7 @@ class ModelCache:
             entry = registry.get(name)
             if entry.kind != "landmarker":
                 raise ZooError(f"{name!r} is a {entry.kind}, not a landmark model")
-            obj = zoo.load(name, backend=backend, detector="haar")
+            obj = zoo.load(name, backend=backend, detector=None, threads=torch_threads())
         if self.warmup:                              # first calls pay for allocation/graph setup: not timed
             size = int(obj.entry.preprocess.input_size)
             dummy = np.full((size, size, 3), 127, np.uint8)

@@ -23,6 +23,7 @@ from tqdm import tqdm
 
 from zoo import crop, registry
 from zoo.detectors import load_detector
+from zoo.images import load_image
 
 from .datasets import read_dataset
 
@@ -77,6 +78,31 @@ def detection_stats(detector_name: str, data: Path, dataset: str = "300w", split
             "ms_per_image_median": round(float(np.median(ms)), 2) if ms else None, "command": shlex.join(argv)}
 
 
+def unlabelled_stats(detector_name: str, images: list[Path], reference: str = "yunet",
+                     params: dict[str, Any] | None = None) -> dict[str, Any]:
+    """On photos without labels: detections that overlap no `reference` detection (IoU < 0.3) count as false
+    positives, reference faces no detection overlaps as misses. An estimate: the reference errs too."""
+    det = load_detector(detector_name, **(params or {}))
+    ref = load_detector(reference)
+    fp = missed = n_ref = n_det = 0
+    worst: list[tuple[int, str]] = []
+    for path in tqdm(images, desc=f"{detector_name} vs {reference}", leave=False):
+        image = load_image(path)
+        boxes, _ = det(image)
+        rboxes, _ = ref(image)
+        iou = crop.box_iou(boxes[:, None], rboxes[None]) if len(boxes) and len(rboxes) else np.zeros((len(boxes), len(rboxes)))
+        extra = int((iou.max(1, initial=0) < 0.3).sum()) if len(boxes) else 0
+        fp += extra
+        missed += int((iou.max(0, initial=0) < 0.3).sum()) if len(rboxes) else 0
+        n_ref, n_det = n_ref + len(rboxes), n_det + len(boxes)
+        if extra:
+            worst.append((extra, str(path)))
+    return {"detector": detector_name, "params": params or {}, "reference": reference, "images": len(images),
+            "detections": n_det, "reference_faces": n_ref, "false_positives_vs_reference": fp,
+            "reference_faces_missed": missed, "photos_with_false_positives": len(worst),
+            "worst": [p for _, p in sorted(worst, reverse=True)[:5]]}
+
+
 def parse_params(items: list[str] | None) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for item in items or []:
@@ -90,7 +116,7 @@ def parse_params(items: list[str] | None) -> dict[str, Any]:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m train.calibrate", description=__doc__.splitlines()[0])
     p.add_argument("detector")
-    p.add_argument("--data", type=Path, required=True)
+    p.add_argument("--data", type=Path, help="labelled dataset root (not needed with --photos)")
     p.add_argument("--dataset", default="300w")
     p.add_argument("--split", default="train")
     p.add_argument("--limit", type=int)
@@ -98,9 +124,25 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--stats", action="store_true", help="measure recall, false positives and ms per image")
     p.add_argument("--param", action="append", metavar="KEY=VALUE", help="a detector setting, e.g. max_side=320")
     p.add_argument("--json", type=Path, help="also write the result here")
+    p.add_argument("--photos", type=Path, help="unlabelled photos instead of --stats' labels: a folder, or a list "
+                   "file of paths relative to its folder's WFLW_images/ (WFLW's unlabeled_images.txt)")
+    p.add_argument("--reference", default="yunet", help="with --photos: the detector whose faces count as real")
     a = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s")
     params = parse_params(a.param)
+    if a.photos:
+        if a.photos.is_dir():
+            images = sorted(x for x in a.photos.rglob("*") if x.suffix.lower() in (".jpg", ".jpeg", ".png"))
+        else:
+            root = a.photos.parent.parent / "WFLW_images" if a.photos.parent.name == "WFLW_annotations" \
+                else a.photos.parent
+            images = [root / line.strip() for line in a.photos.read_text().splitlines() if line.strip()]
+        res = unlabelled_stats(a.detector, images[:a.limit], a.reference, params)
+        res["command"] = shlex.join(["python", "-m", "train.calibrate", *(argv if argv is not None else sys.argv[1:])])
+        print(json.dumps(res, indent=1))
+        if a.json:
+            a.json.write_text(json.dumps(res, indent=1) + "\n")
+        return 0
     if a.stats:
         res = detection_stats(a.detector, a.data, a.dataset, a.split, a.limit, params)
         print(json.dumps(res, indent=1))

@@ -28,8 +28,8 @@ def card(name: str) -> Entry:
     return get(name)
 
 
-def _build(entry: Entry, state: dict, backend: str, detector: Any, weights: Path, int8_guard: bool = True
-           ) -> Landmarker:
+def _build(entry: Entry, state: dict, backend: str, detector: Any, weights: Path, int8_guard: bool = True,
+           threads: int | None = None) -> Landmarker:
     from .nets import build_model
 
     model = build_model(entry.arch, get_scheme(entry.scheme).num_points, **dict(entry.arch_args))
@@ -45,7 +45,8 @@ def _build(entry: Entry, state: dict, backend: str, detector: Any, weights: Path
     if backend == "torch":
         return Landmarker(model, entry, detector)
     if backend in BACKENDS:
-        from .hub import local_dir, sha256_file
+        from .cpu import default_threads
+        from .files import local_dir, sha256_file
         from .onnx_backend import OnnxRunner, export_onnx, int8_graph, int8_refusal
 
         # Keyed by the weights' hash: new weights never run with a stale exported graph.
@@ -62,20 +63,22 @@ def _build(entry: Entry, state: dict, backend: str, detector: Any, weights: Path
                 log.warning("%s: running the fp32 ONNX graph, not int8: %s", entry.name, why)
             else:
                 path, name = int8, "onnx-int8"
-        lm = Landmarker(model, entry, detector, runner=OnnxRunner(path))
+        lm = Landmarker(model, entry, detector, runner=OnnxRunner(path, threads=threads or default_threads()))
         lm.backend = name
         return lm
     raise ZooError(f"backend must be one of {['torch', *BACKENDS]}, not {backend!r}")
 
 
-def load(name: str, backend: str = "torch", detector: Any = "auto", int8_guard: bool = True) -> Landmarker:
+def load(name: str, backend: str = "torch", detector: Any = "auto", int8_guard: bool = True,
+         threads: int | None = None) -> Landmarker:
     """A ready Landmarker for a registry entry (weights: HF cache/Hub at the pinned revision, then the
     copy bundled in this package, then ~/.cache/facezoo; sha256-checked).
 
     backend: "torch", "onnx" (fp32 onnxruntime) or "onnx-int8" (static int8; refused, with a warning, for an
     entry whose measured int8 NME is more than 0.05 points worse, unless int8_guard=False, as when measuring
     it). detector: "auto" (the best detector on this machine: YuNet, FaceBoxesV2, then Haar; logged), a
-    detector name to pin one, a detector object, or None (boxes must be given)."""
+    detector name to pin one, a detector object, or None (boxes must be given). threads: onnxruntime's intra-op
+    threads (default: the usable cores; torch's are process-wide: zoo.cpu.configure)."""
     from safetensors.torch import load_file
 
     from .hub import resolve_weights
@@ -87,7 +90,7 @@ def load(name: str, backend: str = "torch", detector: Any = "auto", int8_guard: 
         from .detectors import detector_entry
         detector_entry(detector)        # an unknown name fails now, listing the detectors, before any download
     path = resolve_weights(entry)
-    return _build(entry, load_file(str(path)), backend, detector, path, int8_guard)
+    return _build(entry, load_file(str(path)), backend, detector, path, int8_guard, threads)
 
 
 def load_folder(folder: str | Path, backend: str = "torch", detector: Any = "auto") -> Landmarker:

@@ -247,9 +247,9 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--faces", type=int, default=1)
     s.add_argument("--repeats", type=int, default=20)
     s.add_argument("--image", type=Path)
-    s.add_argument("--detector", nargs="+", default=["haar"],
-                   help="one row per detector for zoo entries (auto, yunet, faceboxes_v2, haar); PFLD uses the "
-                        "first (dlib uses its own HOG detector)")
+    s.add_argument("--detector", nargs="+", default=["auto"],
+                   help="one row per detector for zoo entries (auto: the best here, as zoo.load; yunet, "
+                        "faceboxes_v2, haar); PFLD uses the first (dlib and MediaPipe use their own)")
     s.add_argument("--track", action="store_true", help="also time zoo.track's tracker per entry (first detector)")
     s.add_argument("--track-frames", type=int, default=60)
     s.add_argument("--reference", help="row the ratios are to: NAME or NAME:BACKEND (default: the first row)")

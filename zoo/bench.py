@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from .cpu import cpu_name, simd_summary
+from .cpu import configure, cpu_name, simd_summary
 from .landmarker import STAGES
 from .registry import ZooError
 
@@ -65,7 +65,8 @@ def load_peer_for_bench(name: str, threads: int | None, detector: str, path: Pat
     why = peer_unavailable(name) if path is None else None
     if why:
         return None, why
-    kwargs = {"detector": detector, "threads": threads} if name == "pfld_ghostone" else {}
+    kwargs = {"detector": detector, "threads": threads} if name == "pfld_ghostone" else \
+        {"threads": threads} if name.startswith("mediapipe") else {}
     try:
         return load_peer(name, path, **kwargs), None
     except ZooError as e:
@@ -112,7 +113,7 @@ def add_ratios(result: dict[str, Any], reference: str | None = None) -> None:
 
 
 def run_bench(names: list[str], backends: list[str], threads: int | None, faces: int = 1, repeats: int = 20,
-              warmup: int = 3, image: Path | None = None, detector: str = "haar",
+              warmup: int = 3, image: Path | None = None, detector: str = "auto",
               peer_paths: dict[str, Path] | None = None, detectors: list[str] | None = None, track: bool = False,
               track_frames: int = 60, reference: str | None = None) -> dict[str, Any]:
     """Median timings of zoo entries (once per backend and detector in `detectors`, default [`detector`]) and
@@ -124,7 +125,7 @@ def run_bench(names: list[str], backends: list[str], threads: int | None, faces:
     from .peers import is_peer
 
     if threads:
-        torch.set_num_threads(threads)
+        configure(threads)
     img, box = bench_image(image)
     out: dict[str, Any] = {"hardware": f"{cpu_name()} ({simd_summary()}), {os.cpu_count()} cores, "
                                        f"torch threads {torch.get_num_threads()}", "image": list(img.shape), "faces": faces,
@@ -145,10 +146,7 @@ def run_bench(names: list[str], backends: list[str], threads: int | None, faces:
         for backend in backends:
             tracked = False
             for det in detectors or [detector]:
-                lm = zoo.load(name, backend=backend, detector=det)
-                if lm.runner is not None and threads:
-                    from .onnx_backend import OnnxRunner
-                    lm.runner = OnnxRunner(lm.runner.path, threads=threads)  # same thread budget as torch
+                lm = zoo.load(name, backend=backend, detector=det, threads=threads)   # torch's budget for onnx too
                 det_name = getattr(lm.detector, "name", det)
                 res = bench_one(lm, img, box, faces, repeats, warmup)
                 # lm.backend: "onnx" where the int8 graph was refused or could not be made (logged)

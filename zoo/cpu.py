@@ -64,3 +64,13 @@ def default_threads(concurrent: int = 1) -> int:
     """Threads for one model so that `concurrent` models running at once do not oversubscribe the cores.
     Intra-op threads that outnumber free cores spin-wait and run many times slower than one thread."""
     return max(1, usable_cores() // max(1, concurrent))
+
+
+def configure(threads: int) -> None:
+    """One thread budget for every runtime in this process: torch's intra-op pool and OpenCV's. (onnxruntime
+    takes its own per session: zoo.load(..., threads=).) A server that runs N requests at once gives each
+    default_threads(N)."""
+    import cv2
+
+    torch.set_num_threads(max(1, threads))
+    cv2.setNumThreads(max(1, threads))
