@@ -64,10 +64,12 @@ CSS = """
 """
 
 LEADER_HEADERS = {"model": "Model", "params_m": "Params (M)", "size_mb": "Size (MB)",
-                  "benchmark_nme_pct": "Benchmark NME %", "your_nme_pct": "NME % on your photos",
+                  **{t: t for t in compare.BENCHMARKS.values()}, "your_nme_pct": "NME % on your photos",
                   "model_ms": "Model ms (median)", "spread": "Fastest–slowest ms", "detect_ms": "Detection ms",
                   "fps": "FPS (with detection)"}
-LOWER_IS_BETTER = ("Params (M)", "Size (MB)", "Benchmark NME %", "NME % on your photos", "Model ms (median)")
+# Each column is ranked on its own: one test set per NME column, so no colour compares two sets.
+LOWER_IS_BETTER = ("Params (M)", "Size (MB)", *compare.BENCHMARKS.values(), "NME % on your photos",
+                   "Model ms (median)")
 HIGHER_IS_BETTER = ("FPS (with detection)",)
 BEST_STYLE = "background-color: #c8f0c8; font-weight: 700"
 # The outputs of a comparison, in the order every handler returns them.
@@ -162,6 +164,48 @@ def _guard(fn):
     return wrapper
 
 
+class LiveImage(gr.Image):
+    """The live tab's output: a gr.Image that keeps only its last LIVE_FRAMES_KEPT frames in Gradio's cache.
+    Each streamed frame is a new file there; by the time a later frame is written the page has fetched the
+    earlier one, so a two-minute stream leaves a handful of files, not hundreds."""
+
+    is_template = True          # the page draws it with the ordinary image component
+
+    def __init__(self, *args: Any, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self._frames: list[str] = []
+        self._frames_lock = threading.Lock()
+
+    def postprocess(self, value: Any) -> Any:
+        out = super().postprocess(value)
+        path = getattr(out, "path", None)
+        if path:
+            with self._frames_lock:
+                self._frames.append(path)
+                old, self._frames = self._frames[:-LIVE_FRAMES_KEPT], self._frames[-LIVE_FRAMES_KEPT:]
+            for f in old:
+                _remove_cached(Path(f))
+        return out
+
+    def forget_frames(self) -> None:
+        """Delete every frame still kept (the stream ended)."""
+        with self._frames_lock:
+            old, self._frames = self._frames, []
+        for f in old:
+            _remove_cached(Path(f))
+
+
+LIVE_FRAMES_KEPT = 8
+
+
+def _remove_cached(path: Path) -> None:
+    try:
+        path.unlink()
+        path.parent.rmdir()           # Gradio keeps each file in a folder named by its hash
+    except OSError:
+        pass
+
+
 def _fmt(v: Any, digits: int = 2) -> Any:
     return None if v is None else round(float(v), digits)
 
@@ -174,7 +218,8 @@ def leaderboard_frame(rows: list[dict[str, Any]]) -> pd.io.formats.style.Styler 
     for r in rows:
         spread = (f"{r['model_ms_min']:.1f}–{r['model_ms_max']:.1f}" if r.get("model_ms_min") is not None else None)
         data.append({"model": r["model"], "params_m": r["params_m"], "size_mb": r["size_mb"],
-                     "benchmark_nme_pct": r["benchmark_nme_pct"], "your_nme_pct": r["your_nme_pct"],
+                     **{t: r.get("benchmarks", {}).get(t) for t in compare.BENCHMARKS.values()},
+                     "your_nme_pct": r["your_nme_pct"],
                      "model_ms": _fmt(r["model_ms"], 1), "spread": spread,
                      "detect_ms": _fmt(r["detect_ms"], 1) if r.get("detector") != "own" else _fmt(r["detect_ms"], 1),
                      "fps": _fmt(r["fps"], 1)})
@@ -190,7 +235,7 @@ def leaderboard_frame(rows: list[dict[str, Any]]) -> pd.io.formats.style.Styler 
         best = vals.min() if col.name in LOWER_IS_BETTER else vals.max() if col.name in HIGHER_IS_BETTER else None
         return [BEST_STYLE if best is not None and v == best else "" for v in vals]
 
-    fmt = {c: "{:.2f}" for c in ("Params (M)", "Benchmark NME %", "NME % on your photos")}
+    fmt = {c: "{:.2f}" for c in ("Params (M)", *compare.BENCHMARKS.values(), "NME % on your photos")}
     fmt.update({c: "{:.1f}" for c in ("Size (MB)", "Model ms (median)", "Detection ms", "FPS (with detection)")})
     return df.style.apply(style_col, axis=0).format(fmt, na_rep="—")
 
@@ -604,7 +649,8 @@ def build_demo(cache=None, detectors=None, precompute: bool | None = None) -> gr
                 live_whole = gr.Checkbox(False, label="No detection (whole frame)")
             with gr.Row():
                 cam = gr.Image(sources=["webcam"], streaming=True, type="numpy", label="Webcam")
-                cam_out = gr.Image(label="Landmarks", type="numpy", format="jpeg", show_label=False)
+                cam_out = LiveImage(label="Landmarks", type="numpy", format="jpeg", show_label=False,
+                                    elem_id="live_out")
 
         inputs = [image, more, ground_truth, models, detector, backend, whole_image, score, max_faces, repeats]
         outputs = [json_file, status, panel, leaderboard, chart, grid, accuracy_md, accuracy, errors, png_files, cards]
@@ -628,7 +674,7 @@ def build_demo(cache=None, detectors=None, precompute: bool | None = None) -> gr
         live_state = gr.State(None)                   # this session's tracker (faces followed between frames)
         cam.stream(h.live, [cam, live_model, live_detector, live_backend, live_whole, live_state], [cam_out, live_state],
                    api_name="live", api_visibility="undocumented", stream_every=0.25, time_limit=120,
-                   concurrency_limit=1, show_progress="full")
+                   concurrency_limit=1, show_progress="hidden")     # a spinner over the output hid the frames
     if precompute if precompute is not None else os.environ.get("SPACE_PRECOMPUTE", "1") != "0":
         threading.Thread(target=h.precompute, name="precompute-example", daemon=True).start()
     else:

@@ -96,11 +96,30 @@ def legend(layers: Sequence[Layer], width: int, title: str = "") -> np.ndarray:
     return np.asarray(img)
 
 
+def wrap_text(text: str, size: int, width: int) -> list[str]:
+    """`text` broken at spaces into lines no wider than `width` pixels at font `size`."""
+    lines: list[str] = []
+    line = ""
+    for word in text.split(" "):
+        cand = f"{line} {word}" if line else word
+        if line and text_width(cand, size) > width:
+            lines.append(line)
+            line = word
+        else:
+            line = cand
+    return lines + [line]
+
+
 def caption(image: np.ndarray, text: str) -> np.ndarray:
-    """`text` on a dark band under the picture (the live view: nothing drawn where the panel's label sits)."""
-    size = max(14, min(24, image.shape[1] // 36))
-    band = _strip(image.shape[1], int(size * 1.8), (20, 20, 20))
-    ImageDraw.Draw(band).text((8, int(size * 0.35)), text, fill=(255, 255, 255), font=font(size))
+    """`text` on a dark band under the picture (the live view: nothing drawn where the panel's label sits),
+    wrapped onto as many lines as the picture's width needs: nothing is cut off."""
+    size = max(14, min(24, image.shape[1] // 30))
+    lines = wrap_text(text, size, image.shape[1] - 16)
+    step = int(size * 1.35)
+    band = _strip(image.shape[1], step * len(lines) + int(size * 0.6), (20, 20, 20))
+    d = ImageDraw.Draw(band)
+    for i, line in enumerate(lines):
+        d.text((8, int(size * 0.3) + i * step), line, fill=(255, 255, 255), font=font(size))
     return np.concatenate([np.ascontiguousarray(image[..., :3]), np.asarray(band)], axis=0)
 
 
@@ -235,17 +254,38 @@ def _border(img: np.ndarray, px: int = 8) -> np.ndarray:
     return cv2.copyMakeBorder(img, px, px, px, px, cv2.BORDER_CONSTANT, value=(255, 255, 255))
 
 
-def grid(rows: Sequence[tuple[str, np.ndarray, Sequence[Layer]]], cell: int = 300) -> np.ndarray:
-    """Photos down, models across: each cell one model alone on one photo, in the model's colour."""
+def faces_region(image: np.ndarray, layers: Sequence[Layer], pad: float = 0.25) -> tuple[int, int, int, int]:
+    """The part of the photo that holds every model's faces (x0, y0, x1, y1), padded: grid cells show that,
+    not the whole photo, so the landmarks stay visible in a small cell."""
+    h, w = image.shape[:2]
+    pts = [np.asarray(f.landmarks, np.float32) for ly in layers for f in ly.faces if len(f.landmarks)]
+    if not pts:
+        return 0, 0, w, h
+    allp = np.concatenate(pts)
+    allp = allp[np.isfinite(allp).all(1)]
+    if not len(allp):
+        return 0, 0, w, h
+    lo, hi = allp.min(0), allp.max(0)
+    m = pad * max(hi - lo)
+    x0, y0 = (max(0, int(v)) for v in lo - m)
+    x1, y1 = min(w, int(hi[0] + m) + 1), min(h, int(hi[1] + m) + 1)
+    return (x0, y0, x1, y1) if x1 - x0 > 8 and y1 - y0 > 8 else (0, 0, w, h)
+
+
+def grid(rows: Sequence[tuple[str, np.ndarray, Sequence[Layer]]], cell: int = 360) -> np.ndarray:
+    """Photos down, models across: each cell one model alone on the faces of one photo, in the model's colour."""
     if not rows:
         return np.full((cell, cell, 3), 255, np.uint8)
     out = []
     for name, image, layers in rows:
         cells = []
+        x0, y0, x1, y1 = faces_region(image, layers)
+        part = image[y0:y1, x0:x1]
         for ly in layers:
-            small, s = fit_width(image, cell)
+            small, s = fit_width(part, cell)
             c = np.ascontiguousarray(small).copy()
-            _draw_layer(c, ly.faces, ly.scheme, ly.color, s, radius=1, thickness=1)
+            _draw_layer(c, ly.faces, ly.scheme, ly.color, s, offset=(x0, y0), radius=2 if s >= 0.5 else 1,
+                        thickness=1)
             cells.append(label_strip(c, ly.name, ly.color, size=14))
         out.append(label_strip(hstack(cells), name, size=15))
     return _border(vstack(out, gap=14))

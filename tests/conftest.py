@@ -66,6 +66,23 @@ def _own_zoo_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.
 
 
 @pytest.fixture
+def bundle_without(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """bundle_without("yunet"): the package's bundled files minus those entries (links to the rest), as an
+    install that lacks them."""
+    import zoo.files
+
+    def hide(*names: str) -> Path:
+        fake = tmp_path / "bundle"
+        fake.mkdir(exist_ok=True)
+        for sub in zoo.files.BUNDLED_DIR.iterdir():
+            if sub.name not in names and not (fake / sub.name).exists():
+                (fake / sub.name).symlink_to(sub, target_is_directory=sub.is_dir())
+        monkeypatch.setattr(zoo.files, "BUNDLED_DIR", fake)
+        return fake
+    return hide
+
+
+@pytest.fixture
 def hf_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A fresh, empty HF_HOME / HF_HUB_CACHE for one test."""
     home = tmp_path / "hf_home"

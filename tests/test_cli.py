@@ -19,20 +19,29 @@ def test_every_subcommand_has_help(cmd, capsys):
 
 def test_module_runs_as_a_program():
     out = subprocess.run([sys.executable, "-m", "zoo", "list"], capture_output=True, text=True, check=True).stdout
-    assert "pipnet_r18_300w" in out and "mobilefan_wflw" in out
+    assert "pipnet_r18_300w" in out and "mobilefan_wflw" not in out          # published entries by default
+    out = subprocess.run([sys.executable, "-m", "zoo", "list", "--all"], capture_output=True, text=True,
+                         check=True).stdout
+    assert "mobilefan_wflw" in out and "recipe-only" in out
 
 
 def test_list_filters_and_json(capsys):
-    main(["list", "--dataset", "wflw", "--backbone", "resnet50", "--json"])
+    main(["list", "--dataset", "wflw", "--backbone", "resnet50", "--json", "--all"])
     rows = json.loads(capsys.readouterr().out)
     assert [r["name"] for r in rows] == ["pipnet_r50_wflw"]
+    main(["list", "--dataset", "wflw", "--json"])
+    assert {r["name"] for r in json.loads(capsys.readouterr().out)} == {"pipnet_r18_wflw", "pipnet_mbv2_wflw"}
     main(["list", "--all"])
     assert "faceboxes_v2" in capsys.readouterr().out
 
 
 def test_info_and_unknown_name(capsys):
-    assert main(["info", "pipnet_mbv2_cofw"]) == 0
+    assert main(["info", "pipnet_mbv2_cofw", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["scheme"] == "29"
+    assert main(["info", "pipnet_r18_300w"]) == 0
+    card = capsys.readouterr().out
+    assert card.startswith("pipnet_r18_300w: pipnet (resnet18) landmarker, 68-point scheme")
+    assert "zoo.load('pipnet_r18_300w')" in card and "NME       3." in card and "python -m train.evaluate" in card
     assert main(["info", "pipnet_r999_300w"]) == 2
     assert "no zoo entry" in capsys.readouterr().err
 

@@ -15,6 +15,7 @@ from huggingface_hub import HfApi, ModelCard, hf_hub_download
 from safetensors import safe_open
 
 from zoo.hub_server import HubServer, point_client_at
+import zoo.files
 from zoo import hub, registry
 from zoo.hub import load_folder, push, render_card, resolve_weights, save_folder, sha256_file, snapshot
 from zoo.nets import build_model

@@ -36,7 +36,7 @@ def stored(tmp_path: Path) -> Path:
     out = tmp_path / "docs"
     results = out / "results"
     results.mkdir(parents=True)
-    docs = [_doc("m1", "300w_common", "gt", 0.0341,
+    docs = [_doc("m1", "300w_common", "gt", 0.0341, points="68", regions={"jaw": 0.05, "eyes": 0.02, "mouth": 0.04},
                  robustness={"blur": {"nme": 0.0452, "d_nme": 0.0111, "fr": 0, "auc": 0.4, "missed": 0, "n": 3}}),
             _doc("m1", "300w_common", "det-faceboxes_v2", 0.0362, missed=2),
             _doc("peer", "300w_common", "gt", 0.0287, kind="peer"),
@@ -57,8 +57,10 @@ def test_build_writes_tables_plots_and_readme_from_stored_json(stored: Path, tmp
     md = lb.build(stored, PROTOCOLS, "python -m train.leaderboard --build-only", readme)
     text = md.read_text()
     # Every cell is the stored number: m1's detector cell carries its misses; peer rows come after zoo rows.
-    assert "| `m1` | 3.41 | 3.62 (2 missed) | - | - | 12.00 M | 19.5 (onnx) |" in text
-    assert "| peer (peer) | 2.87 | - | 5.55 | - | 12.00 M | - |" in text
+    # Inner points (no jaw): the point-weighted mean of the stored non-jaw regions, (12 x 2.0 + 20 x 4.0) / 32.
+    assert "| `m1` | 3.41 | 3.62 (2 missed) | - | 3.25 | - | - | 12.00 M | 19.5 (onnx) |" in text
+    assert "| peer (peer) | 2.87 | - | 5.55 | - | - | - | 12.00 M | - |" in text
+    assert "300-W common, inner points (no jaw), GT crop" in text
     assert text.index("`m1`") < text.index("peer (peer)")
     # A peer on its own detector has one measurement, shown under both protocols.
     assert "| dlibish (peer) | 2.70 (1 missed) | 2.70 (1 missed) | - |" in text

@@ -9,6 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+import zoo.files
+
 import fixtures_datasets as fx
 from zoo import crop, peers
 from zoo.detectors import PREFERENCE
@@ -62,8 +64,17 @@ def test_unknown_peer_lists_the_peers():
         peers.load_peer("dlob")
 
 
-def test_pfld_is_found_under_zoo_home_only(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+def test_pfld_is_bundled_with_its_licence(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setenv("ZOO_HOME", str(tmp_path))                 # nothing under ZOO_HOME: the package's copy
+    path = peers.pfld_default_path()
+    assert path.parent == zoo.files.BUNDLED_DIR / "pfld_ghostone" and (path.parent / "LICENSE").is_file()
+    assert "pfld_ghostone" in peers.available_peers()
+    assert peers.load_peer("pfld_ghostone").model_path == path       # sha256-checked on load
+
+
+def test_pfld_without_the_bundle_is_looked_for_under_zoo_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     monkeypatch.setenv("ZOO_HOME", str(tmp_path))
+    monkeypatch.setattr(zoo.files, "BUNDLED_DIR", tmp_path / "no_bundle")
     assert "pfld_ghostone" not in peers.available_peers()
     assert "not found" in peers.peer_unavailable("pfld_ghostone")
     with pytest.raises(ZooError, match="never downloaded"):
@@ -73,6 +84,7 @@ def test_pfld_is_found_under_zoo_home_only(tmp_path: Path, monkeypatch: pytest.M
 @needs_pfld
 def test_pfld_under_zoo_home_is_available_and_checked(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     monkeypatch.setenv("ZOO_HOME", str(tmp_path))
+    monkeypatch.setattr(zoo.files, "BUNDLED_DIR", tmp_path / "no_bundle")
     dst = peers.pfld_default_path()
     dst.parent.mkdir(parents=True)
     data = bytearray(PFLD.read_bytes())
@@ -215,6 +227,7 @@ def test_bench_skips_a_peer_that_cannot_run(tmp_path: Path, monkeypatch: pytest.
     from zoo.__main__ import main
 
     monkeypatch.setenv("ZOO_HOME", str(tmp_path))
+    monkeypatch.setattr(zoo.files, "BUNDLED_DIR", tmp_path / "no_bundle")
     assert main(["bench", "pfld_ghostone", "--repeats", "1", "--json", str(tmp_path / "b.json")]) == 0
     assert "skipped pfld_ghostone:" in capsys.readouterr().out
     res = json.loads((tmp_path / "b.json").read_text())

@@ -5,6 +5,7 @@ from pathlib import Path
 import pytest
 
 import zoo
+import zoo.files
 from zoo import crop, detectors
 from zoo.__main__ import main as zoo_main
 from zoo.pts import read_pts
@@ -16,9 +17,27 @@ needs_yunet = pytest.mark.skipif(not YUNET.is_file(), reason="../shared/weights/
 needs_photo = pytest.mark.skipif(not PHOTO.is_file(), reason="../shared/data/300w not present")
 
 
+ASTRONAUT = Path(zoo.__file__).resolve().parents[1] / "space" / "examples" / "astronaut.jpg"
+
+
+def test_a_fresh_install_detects_with_the_bundled_yunet(zoo_home):
+    """Empty ZOO_HOME, nothing converted: YuNet ships in the package (with its licence) and is the default; on
+    the shipped example it finds the one face, where Haar once also found the space shuttle."""
+    bundled = zoo.files.BUNDLED_DIR / "yunet"
+    assert (bundled / "yunet_n_320_320.onnx").is_file() and (bundled / "LICENSE").is_file()
+    assert detectors.best_detector() == "yunet"
+    faces = zoo.load("pipnet_mbv2_300w")(ASTRONAUT)
+    assert len(faces) == 1 and faces[0].detector == "yunet"
+    assert len(detectors.load_detector("haar")(zoo.load_image(ASTRONAUT))[0]) == 1      # Haar: no shuttle either
+    assert detectors.available("faceboxes_v2")                       # bundled too (converted, pinned)
+    boxes, _ = detectors.load_detector("faceboxes_v2")(zoo.load_image(ASTRONAUT))
+    assert len(boxes) >= 1
+
+
 @needs_yunet
 @needs_photo
-def test_yunet_placed_by_convert_finds_the_face_and_is_the_default(zoo_home, capsys):
+def test_yunet_placed_by_convert_finds_the_face_and_is_the_default(zoo_home, capsys, bundle_without):
+    bundle_without("yunet")                            # as an install without YuNet bundled
     assert not detectors.available("yunet")            # nothing under the empty ZOO_HOME yet
     assert zoo_main(["convert", "yunet", "--from", str(YUNET)]) == 0
     placed = zoo_home / "yunet" / "yunet_n_320_320.onnx"
@@ -39,7 +58,8 @@ def test_yunet_placed_by_convert_finds_the_face_and_is_the_default(zoo_home, cap
 
 
 @needs_yunet
-def test_yunet_refuses_a_file_that_is_not_the_pinned_one(zoo_home, tmp_path):
+def test_yunet_refuses_a_file_that_is_not_the_pinned_one(zoo_home, tmp_path, bundle_without):
+    bundle_without("yunet")
     bad = tmp_path / "yunet_n_320_320.onnx"
     bad.write_bytes(YUNET.read_bytes()[:-1] + b"\0")
     with pytest.raises(zoo.ZooError, match="sha256"):

@@ -60,6 +60,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--train-split", help="override the recipe's train split (300w: fit holds out val's photos)")
     p.add_argument("--val-split", help="held-out split recorded for choosing settings (never the test split)")
     p.add_argument("--warmup-epochs", type=int)
+    p.add_argument("--pseudo", type=Path, action="append", default=[],
+                   help="a pseudo-label pool from python -m train.teachers (pool.npz); repeatable")
+    p.add_argument("--no-partial", action="store_true", help="drop the recipe's partial-label sets (e.g. when a "
+                   "pool already holds them completed by teachers)")
     p.add_argument("--limit", type=int, help="use only the first N training faces (smoke tests)")
     p.add_argument("--pretrained", type=Path, help="torchvision ImageNet checkpoint file for the backbone")
     p.add_argument("--no-pretrained", action="store_true", help="train from scratch")
@@ -94,6 +98,10 @@ def main(argv: list[str] | None = None) -> int:
         over["pretrained"] = False
     if a.pretrained:            # a file named on the command line is loaded, whatever the recipe says
         over["pretrained"] = True
+    if a.no_partial:
+        over["partial"] = ()
+    if a.pseudo:
+        over["pseudo"] = tuple(str(x) for x in a.pseudo)
     if a.no_distill:
         over.update(teacher=None, fa_weight=0.0, fs_weight=0.0)
     if a.teacher:

@@ -25,7 +25,7 @@ def build_crops(samples, size: int, scale: float, progress: bool = True) -> tupl
         image = s.load_image()
         box = crop.gt_crop_box(s.landmarks, scale)
         imgs[i] = crop.warp(image, crop.crop_matrix(box, size), size)
-        lms[i] = (s.landmarks - box[:2]) / (box[2:] - box[:2])
+        lms[i] = (s.landmarks - box[:2]) / (box[2:] - box[:2])        # NaN (unlabelled) points stay NaN
     return imgs, lms
 
 

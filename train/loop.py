@@ -2,6 +2,7 @@
 a checkpoint every epoch (resumable), then a Hub-ready folder with the measured metrics."""
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import math
@@ -92,7 +93,27 @@ def load_train_data(recipe: Recipe, data_dir: Path, size: int, scale: float, lim
             extra = extra[:limit]
         parts.append(crops_data(extra, size, scale, f"{name}_{split}", f"{name}/{split} ({len(extra)} faces, "
                                 f"shared points only) from {root}", scheme, name, progress=progress))
+    for pool in recipe.pseudo:
+        extra = pool_data(Path(pool), scheme, size, scale, progress)
+        parts.append(extra if not limit else TrainData(extra.images[:limit], extra.landmarks[:limit], min(limit, extra.n_images), extra.source))
     return TrainData.concat(parts) if len(parts) > 1 else parts[0]
+
+
+def pool_data(pool: Path, scheme: str, size: int, scale: float, progress: bool = True) -> TrainData:
+    """A pseudo-label pool written by train.teachers (pool.npz + summary.json beside it): its faces' crops,
+    cached like the labelled ones; points the teachers left unlabelled stay NaN (the loss skips them)."""
+    from .datasets import Sample
+
+    with np.load(pool) as z:
+        photos, lms = z["photos"], z["landmarks"]
+    summary = json.loads((pool.parent / "summary.json").read_text()) if (pool.parent / "summary.json").is_file() else {}
+    if summary.get("scheme", scheme) != scheme:
+        raise ValueError(f"{pool}: pseudo-labels in the {summary['scheme']}-point scheme, the model has {scheme}")
+    samples = [Sample(Path(p), lm.astype(np.float32), None, "pseudo", {}) for p, lm in zip(photos, lms)]
+    who = ", ".join(summary.get("teachers", [])) or "unknown teachers"
+    digest = hashlib.sha1(np.nan_to_num(lms, nan=-1.0).round(2).tobytes()).hexdigest()[:10]   # labels key the cache
+    return crops_data(samples, size, scale, f"pool_{pool.parent.name}_{digest}",
+                      f"{len(samples)} faces pseudo-labelled by {who} ({pool})", progress=progress)
 
 
 def hardware(device: str) -> str:

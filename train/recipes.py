@@ -54,6 +54,7 @@ class Recipe:
     # this entry's scheme (zoo.schemes.embed_points; the loss skips the rest).
     partial: tuple[str, ...] = ()
     init: str | None = None          # zoo entry or model folder whose weights start training (train/transfer.py)
+    pseudo: tuple[str, ...] = ()     # pseudo-label pools (train.teachers' pool.npz) added to the training data
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -84,6 +84,8 @@ def inner_nme(d: dict | None) -> float | None:
         return None
     from zoo.schemes import get_scheme
 
+    if not d.get("points"):
+        return None
     regions = get_scheme(d["points"]).regions
     parts = [(len(regions[r]), v) for r, v in d["regions"].items() if r != "jaw" and r in regions]
     return sum(n * v for n, v in parts) / sum(n for n, _ in parts) if parts else None

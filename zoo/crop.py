@@ -50,7 +50,7 @@ def match_face(boxes: np.ndarray, landmarks: np.ndarray, min_iou: float = 0.3) -
 
 def gt_crop_box(landmarks: np.ndarray, scale: float = 1.1) -> np.ndarray:
     """The landmark bounding box scaled by `scale` about its centre (PIPNet's 300W training/test crop)."""
-    lo, hi = landmarks.min(axis=-2), landmarks.max(axis=-2)
+    lo, hi = np.nanmin(landmarks, axis=-2), np.nanmax(landmarks, axis=-2)     # partial labels: NaN points
     c, half = (lo + hi) / 2, (hi - lo) / 2 * scale
     return np.concatenate([c - half, c + half], axis=-1).astype(np.float32)
 
