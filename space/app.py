@@ -170,19 +170,22 @@ class LiveImage(gr.Image):
     earlier one, so a two-minute stream leaves a handful of files, not hundreds."""
 
     is_template = True          # the page draws it with the ordinary image component
+    # No __init__ of its own: Gradio reads the component's settings from its __init__ signature.
+    _frames_lock = threading.Lock()
 
-    def __init__(self, *args: Any, **kwargs: Any):
-        super().__init__(*args, **kwargs)
-        self._frames: list[str] = []
-        self._frames_lock = threading.Lock()
+    @property
+    def frames(self) -> list[str]:
+        if "_frames" not in self.__dict__:
+            self._frames: list[str] = []
+        return self._frames
 
     def postprocess(self, value: Any) -> Any:
         out = super().postprocess(value)
         path = getattr(out, "path", None)
         if path:
             with self._frames_lock:
-                self._frames.append(path)
-                old, self._frames = self._frames[:-LIVE_FRAMES_KEPT], self._frames[-LIVE_FRAMES_KEPT:]
+                self.frames.append(path)
+                old, self._frames = self.frames[:-LIVE_FRAMES_KEPT], self.frames[-LIVE_FRAMES_KEPT:]
             for f in old:
                 _remove_cached(Path(f))
         return out
@@ -190,7 +193,7 @@ class LiveImage(gr.Image):
     def forget_frames(self) -> None:
         """Delete every frame still kept (the stream ended)."""
         with self._frames_lock:
-            old, self._frames = self._frames, []
+            old, self._frames = self.frames, []
         for f in old:
             _remove_cached(Path(f))
 
@@ -648,7 +651,7 @@ def build_demo(cache=None, detectors=None, precompute: bool | None = None) -> gr
                 live_backend = gr.Radio(["torch", "onnx"], value="torch", label="Backend")
                 live_whole = gr.Checkbox(False, label="No detection (whole frame)")
             with gr.Row():
-                cam = gr.Image(sources=["webcam"], streaming=True, type="numpy", label="Webcam")
+                cam = gr.Image(sources=["webcam"], streaming=True, type="numpy", label="Webcam", elem_id="live_cam")
                 cam_out = LiveImage(label="Landmarks", type="numpy", format="jpeg", show_label=False,
                                     elem_id="live_out")
 

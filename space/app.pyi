@@ -171,19 +171,22 @@ class LiveImage(gr.Image):
     earlier one, so a two-minute stream leaves a handful of files, not hundreds."""
 
     is_template = True          # the page draws it with the ordinary image component
+    # No __init__ of its own: Gradio reads the component's settings from its __init__ signature.
+    _frames_lock = threading.Lock()
 
-    def __init__(self, *args: Any, **kwargs: Any):
-        super().__init__(*args, **kwargs)
-        self._frames: list[str] = []
-        self._frames_lock = threading.Lock()
+    @property
+    def frames(self) -> list[str]:
+        if "_frames" not in self.__dict__:
+            self._frames: list[str] = []
+        return self._frames
 
     def postprocess(self, value: Any) -> Any:
         out = super().postprocess(value)
         path = getattr(out, "path", None)
         if path:
             with self._frames_lock:
-                self._frames.append(path)
-                old, self._frames = self._frames[:-LIVE_FRAMES_KEPT], self._frames[-LIVE_FRAMES_KEPT:]
+                self.frames.append(path)
+                old, self._frames = self.frames[:-LIVE_FRAMES_KEPT], self.frames[-LIVE_FRAMES_KEPT:]
             for f in old:
                 _remove_cached(Path(f))
         return out
@@ -191,7 +194,7 @@ class LiveImage(gr.Image):
     def forget_frames(self) -> None:
         """Delete every frame still kept (the stream ended)."""
         with self._frames_lock:
-            old, self._frames = self._frames, []
+            old, self._frames = self.frames, []
         for f in old:
             _remove_cached(Path(f))
     from typing import Callable, Literal, Sequence, Any, TYPE_CHECKING

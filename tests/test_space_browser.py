@@ -174,3 +174,59 @@ def test_error_reaches_the_visitor_inline(browser, space_app):
     pg.get_by_text("Model cards").click()
     pg.locator("#cards").get_by_text(TEST_MODELS[0]).first.wait_for()
     pg.close()
+
+
+# ------------------------------------------------------------------------------------------- live tab
+def _y4m_clip(path: Path, frames: int = 20) -> Path:
+    """A short clip Chromium's fake camera can play: the shipped photo panned a little, as 4:2:0 Y4M."""
+    import cv2
+    import numpy as np
+
+    img = cv2.imread(str(ROOT / "space" / "examples" / "astronaut.jpg"))
+    h, w = 360, 480
+    with open(path, "wb") as f:
+        f.write(f"YUV4MPEG2 W{w} H{h} F10:1 Ip A1:1 C420jpeg\n".encode())
+        for i in range(frames):
+            m = np.float32([[0.9, 0, 10 + 2 * i], [0, 0.9, -20]])
+            frame = cv2.warpAffine(img, m, (w, h), borderMode=cv2.BORDER_REPLICATE)
+            yuv = cv2.cvtColor(frame, cv2.COLOR_BGR2YUV_I420)
+            f.write(b"FRAME\n" + yuv.tobytes())
+    return path
+
+
+def test_live_tab_draws_frames_in_the_page(space_app, tmp_path):
+    """The webcam tab in a real browser with a fake camera fed a real clip: drawn frames arrive in the page
+    (not only on the server), the caption fits the frame, and the stream leaves no pile of files behind."""
+    clip = _y4m_clip(tmp_path / "clip.y4m")
+    args = [*ARGS, "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
+            f"--use-file-for-fake-video-capture={clip}"]
+    with sync_api.sync_playwright() as pw:
+        ctx = pw.chromium.launch_persistent_context(str(tmp_path / "profile"), executable_path=CHROMIUM,
+                                                    headless=True, args=args, viewport={"width": 1280, "height": 900})
+        ctx.grant_permissions(["camera"])
+        pg = ctx.new_page()
+        pg.set_default_timeout(90_000)
+        pg.goto(space_app.url, wait_until="domcontentloaded")
+        pg.get_by_role("tab", name="Live webcam").click()
+        cam = pg.locator("#live_cam")
+        cam.get_by_text("Click to Access Webcam").click()
+        cam.locator("button.capture-button").click()          # Gradio's "start recording": streaming begins
+        # Frames drawn by the server show up in the output pane: its picture changes, and it is taller than the
+        # camera frame by the caption band (the whole caption, wrapped, fits under the picture).
+        pg.wait_for_function("() => { const i = document.querySelector('#live_out img');"
+                             " return i && i.complete && i.naturalWidth > 0; }")
+        first = pg.locator("#live_out img").get_attribute("src")
+        pg.wait_for_function("src => { const i = document.querySelector('#live_out img');"
+                             " return i && i.src !== src && i.naturalWidth > 0; }", arg=first)
+        size = pg.locator("#live_out img").evaluate("i => [i.naturalWidth, i.naturalHeight]")
+        assert size[0] == 480 and size[1] > 360, size
+        assert pg.locator("#live_out .eta-bar, #live_out .wrap.default .progress-text").count() == 0   # no spinner
+        if os.environ.get("SPACE_SCREENSHOT_DIR"):
+            _shot(pg, "space_live.png", full_page=False)
+        pg.close()
+        ctx.close()
+    from space.app import LIVE_FRAMES_KEPT
+
+    live = next(b for b in space_app.demo.blocks.values() if getattr(b, "elem_id", None) == "live_out")
+    assert 0 < len(live.frames) <= LIVE_FRAMES_KEPT                 # older frames were deleted from the cache
+    assert all(Path(f).is_file() for f in live.frames)
