@@ -164,38 +164,28 @@ def _guard(fn):
     return wrapper
 
 
-class LiveImage(gr.Image):
-    """The live tab's output: a gr.Image that keeps only its last LIVE_FRAMES_KEPT frames in Gradio's cache.
-    Each streamed frame is a new file there; by the time a later frame is written the page has fetched the
-    earlier one, so a two-minute stream leaves a handful of files, not hundreds."""
+def keep_last_frames(image: gr.Image, keep: int) -> gr.Image:
+    """Make `image` (the live tab's output) keep only its last `keep` frames in Gradio's cache. Each streamed frame
+    is a new file there; by the time a later frame is written the page has fetched the earlier one, so a
+    two-minute stream leaves a handful of files, not hundreds. A wrapper on this one instance, not a Component
+    subclass (Gradio writes a .pyi copy of any module that defines one)."""
+    image.frames = []
+    lock = threading.Lock()
+    postprocess = image.postprocess
 
-    is_template = True          # the page draws it with the ordinary image component
-    # No __init__ of its own: Gradio reads the component's settings from its __init__ signature.
-    _frames_lock = threading.Lock()
-
-    @property
-    def frames(self) -> list[str]:
-        if "_frames" not in self.__dict__:
-            self._frames: list[str] = []
-        return self._frames
-
-    def postprocess(self, value: Any) -> Any:
-        out = super().postprocess(value)
+    def keeping(value: Any) -> Any:
+        out = postprocess(value)
         path = getattr(out, "path", None)
         if path:
-            with self._frames_lock:
-                self.frames.append(path)
-                old, self._frames = self.frames[:-LIVE_FRAMES_KEPT], self.frames[-LIVE_FRAMES_KEPT:]
+            with lock:
+                image.frames.append(path)
+                old, image.frames = image.frames[:-keep], image.frames[-keep:]
             for f in old:
                 _remove_cached(Path(f))
         return out
 
-    def forget_frames(self) -> None:
-        """Delete every frame still kept (the stream ended)."""
-        with self._frames_lock:
-            old, self._frames = self.frames, []
-        for f in old:
-            _remove_cached(Path(f))
+    image.postprocess = keeping
+    return image
 
 
 LIVE_FRAMES_KEPT = 8
@@ -652,8 +642,8 @@ def build_demo(cache=None, detectors=None, precompute: bool | None = None) -> gr
                 live_whole = gr.Checkbox(False, label="No detection (whole frame)")
             with gr.Row():
                 cam = gr.Image(sources=["webcam"], streaming=True, type="numpy", label="Webcam", elem_id="live_cam")
-                cam_out = LiveImage(label="Landmarks", type="numpy", format="jpeg", show_label=False,
-                                    elem_id="live_out")
+                cam_out = keep_last_frames(gr.Image(label="Landmarks", type="numpy", format="jpeg", show_label=False,
+                                                    elem_id="live_out"), LIVE_FRAMES_KEPT)
 
         inputs = [image, more, ground_truth, models, detector, backend, whole_image, score, max_faces, repeats]
         outputs = [json_file, status, panel, leaderboard, chart, grid, accuracy_md, accuracy, errors, png_files, cards]

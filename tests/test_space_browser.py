@@ -33,13 +33,19 @@ __all__ = ["space_app", "space_models"]
 
 
 @pytest.fixture(scope="module")
-def browser(tmp_path_factory):
+def pw():
+    """One Playwright per module: a second sync_playwright() inside the first one's loop is refused."""
+    with sync_api.sync_playwright() as p:
+        yield p
+
+
+@pytest.fixture(scope="module")
+def browser(pw, tmp_path_factory):
     profile = tmp_path_factory.mktemp("chromium-profile")
-    with sync_api.sync_playwright() as pw:
-        ctx = pw.chromium.launch_persistent_context(str(profile), executable_path=CHROMIUM, headless=True,
-                                                    args=ARGS, viewport={"width": 1440, "height": 1000})
-        yield ctx
-        ctx.close()
+    ctx = pw.chromium.launch_persistent_context(str(profile), executable_path=CHROMIUM, headless=True,
+                                                args=ARGS, viewport={"width": 1440, "height": 1000})
+    yield ctx
+    ctx.close()
 
 
 def _open(ctx, url: str, **viewport):
@@ -194,37 +200,36 @@ def _y4m_clip(path: Path, frames: int = 20) -> Path:
     return path
 
 
-def test_live_tab_draws_frames_in_the_page(space_app, tmp_path):
+def test_live_tab_draws_frames_in_the_page(pw, space_app, tmp_path):
     """The webcam tab in a real browser with a fake camera fed a real clip: drawn frames arrive in the page
     (not only on the server), the caption fits the frame, and the stream leaves no pile of files behind."""
     clip = _y4m_clip(tmp_path / "clip.y4m")
     args = [*ARGS, "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
             f"--use-file-for-fake-video-capture={clip}"]
-    with sync_api.sync_playwright() as pw:
-        ctx = pw.chromium.launch_persistent_context(str(tmp_path / "profile"), executable_path=CHROMIUM,
-                                                    headless=True, args=args, viewport={"width": 1280, "height": 900})
-        ctx.grant_permissions(["camera"])
-        pg = ctx.new_page()
-        pg.set_default_timeout(90_000)
-        pg.goto(space_app.url, wait_until="domcontentloaded")
-        pg.get_by_role("tab", name="Live webcam").click()
-        cam = pg.locator("#live_cam")
-        cam.get_by_text("Click to Access Webcam").click()
-        cam.locator("button.capture-button").click()          # Gradio's "start recording": streaming begins
-        # Frames drawn by the server show up in the output pane: its picture changes, and it is taller than the
-        # camera frame by the caption band (the whole caption, wrapped, fits under the picture).
-        pg.wait_for_function("() => { const i = document.querySelector('#live_out img');"
-                             " return i && i.complete && i.naturalWidth > 0; }")
-        first = pg.locator("#live_out img").get_attribute("src")
-        pg.wait_for_function("src => { const i = document.querySelector('#live_out img');"
-                             " return i && i.src !== src && i.naturalWidth > 0; }", arg=first)
-        size = pg.locator("#live_out img").evaluate("i => [i.naturalWidth, i.naturalHeight]")
-        assert size[0] == 480 and size[1] > 360, size
-        assert pg.locator("#live_out .eta-bar, #live_out .wrap.default .progress-text").count() == 0   # no spinner
-        if os.environ.get("SPACE_SCREENSHOT_DIR"):
-            _shot(pg, "space_live.png", full_page=False)
-        pg.close()
-        ctx.close()
+    ctx = pw.chromium.launch_persistent_context(str(tmp_path / "profile"), executable_path=CHROMIUM,
+                                                headless=True, args=args, viewport={"width": 1280, "height": 900})
+    ctx.grant_permissions(["camera"])
+    pg = ctx.new_page()
+    pg.set_default_timeout(90_000)
+    pg.goto(space_app.url, wait_until="domcontentloaded")
+    pg.get_by_role("tab", name="Live webcam").click()
+    cam = pg.locator("#live_cam")
+    cam.get_by_text("Click to Access Webcam").click()
+    cam.locator("button.capture-button").click()          # Gradio's "start recording": streaming begins
+    # Frames drawn by the server show up in the output pane: its picture changes, and it is taller than the
+    # camera frame by the caption band (the whole caption, wrapped, fits under the picture).
+    pg.wait_for_function("() => { const i = document.querySelector('#live_out img');"
+                         " return i && i.complete && i.naturalWidth > 0; }")
+    first = pg.locator("#live_out img").get_attribute("src")
+    pg.wait_for_function("src => { const i = document.querySelector('#live_out img');"
+                         " return i && i.src !== src && i.naturalWidth > 0; }", arg=first)
+    size = pg.locator("#live_out img").evaluate("i => [i.naturalWidth, i.naturalHeight]")
+    assert size[0] == 480 and size[1] > 360, size
+    assert pg.locator("#live_out .eta-bar, #live_out .wrap.default .progress-text").count() == 0   # no spinner
+    if os.environ.get("SPACE_SCREENSHOT_DIR"):
+        _shot(pg, "space_live.png", full_page=False)
+    pg.close()
+    ctx.close()
     from space.app import LIVE_FRAMES_KEPT
 
     live = next(b for b in space_app.demo.blocks.values() if getattr(b, "elem_id", None) == "live_out")

@@ -131,13 +131,9 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s")
     params = parse_params(a.param)
     if a.photos:
-        if a.photos.is_dir():
-            images = sorted(x for x in a.photos.rglob("*") if x.suffix.lower() in (".jpg", ".jpeg", ".png"))
-        else:
-            root = a.photos.parent.parent / "WFLW_images" if a.photos.parent.name == "WFLW_annotations" \
-                else a.photos.parent
-            images = [root / line.strip() for line in a.photos.read_text().splitlines() if line.strip()]
-        res = unlabelled_stats(a.detector, images[:a.limit], a.reference, params)
+        from .selftrain import unlabeled_photos
+
+        res = unlabelled_stats(a.detector, unlabeled_photos(a.photos)[:a.limit], a.reference, params)
         res["command"] = shlex.join(["python", "-m", "train.calibrate", *(argv if argv is not None else sys.argv[1:])])
         print(json.dumps(res, indent=1))
         if a.json:

@@ -102,17 +102,28 @@ def detect_faces(photos: list[Path], detector: str, min_face: int, cache: Path |
     return found
 
 
-def flip_consistent(lm, img: np.ndarray, crop_boxes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(K,N,2) mean of the predictions on the crops and on their mirror images, and (K,) disagreement."""
+def flip_pair(lm, img: np.ndarray, crop_boxes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(K,N,2) predictions on the crops and on their mirror images, the latter mapped back to the image."""
     w = img.shape[1]
     a = lm.predict_crops(img, crop_boxes)
     mirrored = crop_boxes.copy()
     mirrored[:, [0, 2]] = (w - 1) - crop_boxes[:, [2, 0]]          # pixel-index coordinates: x -> w - 1 - x
     b = lm.predict_crops(np.ascontiguousarray(img[:, ::-1]), mirrored)[:, lm.scheme.flip_perm]
     b[..., 0] = (w - 1) - b[..., 0]
+    return a, b
+
+
+def point_disagreement(lm, a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The label (a + b) / 2 and (K,N) per-point distance |a - b| over the inter-ocular (or box) distance."""
     label = (a + b) / 2
     norm = np.maximum(lm.scheme.norm_distance(label), 1e-6)
-    return label, np.linalg.norm(a - b, axis=-1).mean(-1) / norm
+    return label, np.linalg.norm(a - b, axis=-1) / norm[:, None]
+
+
+def flip_consistent(lm, img: np.ndarray, crop_boxes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(K,N,2) mean of the predictions on the crops and on their mirror images, and (K,) disagreement."""
+    label, dis = point_disagreement(lm, *flip_pair(lm, img, crop_boxes))
+    return label, dis.mean(-1)
 
 
 def pseudo_label(lm, boxes: dict[str, list[list[float]]], detector: str, scale: float,

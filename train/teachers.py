@@ -38,7 +38,7 @@ from zoo.schemes import Scheme, embed_points, get_scheme
 
 from .datasets import read_dataset, sibling_root
 from .evaluate import load_landmarker
-from .selftrain import detect_faces, flip_consistent, unlabeled_photos
+from .selftrain import detect_faces, flip_pair, point_disagreement, unlabeled_photos
 
 log = logging.getLogger("train.teachers")
 
@@ -61,10 +61,7 @@ def teacher_points(teacher: Any, scheme: Scheme, img: np.ndarray, boxes: np.ndar
         crops = crop.gt_crop_box(np.stack([f.landmarks for f in rough]), 1.1) if rough else boxes
     else:
         crops = boxes
-    label, _ = flip_consistent(teacher, img, crops)
-    a = teacher.predict_crops(img, crops)
-    norm = np.maximum(teacher.scheme.norm_distance(label), 1e-6)
-    dis = 2 * np.linalg.norm(a - label, axis=-1) / norm[:, None]             # |a - b| per point
+    label, dis = point_disagreement(teacher, *flip_pair(teacher, img, crops))
     if teacher.scheme.name != scheme.name:
         label, dis = embed_points(label, teacher.scheme.name, scheme.name), \
             embed_points(np.repeat(dis[..., None], 2, -1), teacher.scheme.name, scheme.name)[..., 0]

@@ -20,6 +20,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from .crop import box_iou
 from .registry import ZooError
 
 DETECTOR_FILE = "face_detection_short_range.tflite"
@@ -55,13 +56,6 @@ def anchors() -> np.ndarray:
     return np.concatenate(out).astype(np.float32)
 
 
-def _iou(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:
-    lo, hi = np.maximum(box[:2], boxes[:, :2]), np.minimum(box[2:], boxes[:, 2:])
-    inter = np.prod(np.clip(hi - lo, 0, None), axis=1)
-    area = lambda b: np.prod(b[..., 2:] - b[..., :2], axis=-1)
-    return inter / np.maximum(area(box) + area(boxes) - inter, 1e-9)
-
-
 def weighted_nms(boxes: np.ndarray, kps: np.ndarray, scores: np.ndarray, iou: float = NMS_IOU):
     """MediaPipe's WEIGHTED suppression: each cluster (IoU > iou with its best box) is replaced by the
     score-weighted mean of its boxes and keypoints, keeping the best score."""
@@ -72,7 +66,7 @@ def weighted_nms(boxes: np.ndarray, kps: np.ndarray, scores: np.ndarray, iou: fl
     for i in range(len(boxes)):
         if not left[i]:
             continue
-        members = left & (_iou(boxes[i], boxes) > iou)
+        members = left & (box_iou(boxes[i], boxes) > iou)
         members[i] = True
         w = scores[members][:, None]
         out_b.append((boxes[members] * w).sum(0) / w.sum())

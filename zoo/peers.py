@@ -434,7 +434,8 @@ class MediaPipePeer(Peer):
             roi = np.concatenate([c - side / 2, c + side / 2])
             with self._stage("detect"):
                 boxes, _, kps = self.runtime.detect(img, roi)
-                j = crop.match_face(boxes, _landmark_boxes(cb[None], 1.1)[0].reshape(2, 2)) if len(boxes) else None
+                lb = _landmark_boxes(cb[None], self.entry.preprocess.gt_box_scale)[0]
+                j = crop.match_face(boxes, lb.reshape(2, 2)) if len(boxes) else None
             if j is not None:
                 out[i] = self._mesh(img, [self.runtime.region(boxes[j], kps[j])])[0]
         return out
