@@ -8,10 +8,11 @@ from dataclasses import replace
 import numpy as np
 import onnx
 import pytest
+import torch
 from PIL import Image
 
 import zoo
-from zoo.landmarker import normalise
+from zoo.crop import normalise_crops, normalise_tensor
 from zoo.onnx_backend import OnnxRunner, int8_refusal
 from zoo.pts import write_pts
 from zoo_fixtures import face_image, random_zoo, write_random_weights  # noqa: F401 (fixture)
@@ -45,7 +46,8 @@ def test_refusal_rule():
 def test_numpy_preprocessing_equals_torch():
     crops = np.random.default_rng(0).integers(0, 255, (2, 32, 32, 3), dtype=np.uint8)
     mean, std = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
-    np.testing.assert_allclose(OnnxRunner.prepare(crops, mean, std), normalise(crops, mean, std).numpy(), atol=1e-6)
+    ref = normalise_tensor(torch.from_numpy(crops).permute(0, 3, 1, 2).float() / 255.0, mean, std)
+    np.testing.assert_allclose(normalise_crops(crops, mean, std), ref.numpy(), atol=1e-6)
 
 
 def test_int8_graph_built_cached_and_guarded(random_zoo, tmp_path, monkeypatch, caplog):

@@ -5,7 +5,7 @@ import torch
 
 from zoo.nets import build_model
 from zoo.nets.backbones import build_trunk, load_imagenet
-from zoo.nets.mobilefan import decode_heatmaps
+from zoo.nets.decode import decode_heatmaps
 from zoo.nets.pipnet import merge_matrix, neighbour_indices
 from zoo.schemes import SCHEMES, get_scheme
 
@@ -93,8 +93,9 @@ def test_pipnet_decode_known_cells():
     nb = model.nb_idx
     nbx = (target[:, nb, 0] * w - cx[..., None]).reshape(b, n * 10, 1, 1).expand(b, n * 10, h, w)
     nby = (target[:, nb, 1] * h - cy[..., None]).reshape(b, n * 10, 1, 1).expand(b, n * 10, h, w)
-    out = model.decode((cls, ox, oy, nbx.contiguous(), nby.contiguous()))
-    assert torch.allclose(out, target, atol=1e-5)
+    out, peak = model.decode((cls, ox, oy, nbx.contiguous(), nby.contiguous()))
+    np.testing.assert_allclose(out, target.numpy(), atol=1e-5)
+    np.testing.assert_allclose(peak, 1.0)                   # the score map's value at the chosen cell
 
 
 def test_heatmap_decode_subpixel():
@@ -102,8 +103,9 @@ def test_heatmap_decode_subpixel():
 
     pts = torch.tensor([[[0.3012, 0.6071], [0.5, 0.5], [0.81, 0.12]]])
     hm = gaussian_heatmaps(pts, 64, 64, 1.5)
-    out = decode_heatmaps(hm)
-    assert (out - pts).abs().max() < 0.5 / 64 + 1e-6    # within half a heatmap pixel
+    out, peak = decode_heatmaps(hm)
+    assert np.abs(out - pts.numpy()).max() < 0.5 / 64 + 1e-6    # within half a heatmap pixel
+    assert peak.shape == (1, 3) and (peak > 0.8).all()
 
 
 @pytest.mark.parametrize("scheme", sorted(SCHEMES))

@@ -101,3 +101,18 @@ def test_haar_settings_downscale_min_face_and_score():
     d = detectors.load_detector("haar")
     args = zoo.card("haar").arch_args
     assert (d.max_side, d.min_face, d.min_score) == (args["max_side"], args["min_face"], args["min_score"])
+
+
+def test_yunet_onnxruntime_path_matches_opencv(zoo_home):
+    """YuNet's own decode on onnxruntime (the default, faster here) gives OpenCV's boxes and scores, on a
+    photo and on one whose sides are not multiples of 32 (padded), and nothing on a blank image."""
+    fast, ref = detectors.load_detector("yunet"), detectors.load_detector("yunet", runtime="opencv")
+    img = zoo.load_image(ASTRONAUT)
+    for im in (img, img[13:300, 7:251]):
+        (b1, s1), (b2, s2) = fast(im), ref(im)
+        assert len(b1) == len(b2) >= 1
+        assert abs(b1 - b2).max() < 0.01 and abs(s1 - s2).max() < 1e-4
+    blank = fast(img * 0)
+    assert blank[0].shape == (0, 4) and blank[1].shape == (0,)
+    with pytest.raises(zoo.ZooError, match="runtime"):
+        detectors.load_detector("yunet", runtime="tflite")

@@ -20,7 +20,7 @@ from tqdm import tqdm
 
 from zoo import registry
 from zoo.cpu import cpu_name
-from zoo.landmarker import normalise_tensor
+from zoo.crop import normalise_tensor
 from zoo.nets import build_model
 from zoo.nets.backbones import find_imagenet_checkpoint, load_imagenet
 from zoo.schemes import embed_points, get_scheme

@@ -2,8 +2,11 @@
 input, and the way back to image pixels. Shared by inference, training and evaluation."""
 from __future__ import annotations
 
+from typing import Sequence
+
 import cv2
 import numpy as np
+import torch
 
 
 # PIPNet demo's rule for FaceBoxes boxes: widen each side by 10% of the width, move down by 10% of the
@@ -71,6 +74,28 @@ def crop_faces(image: np.ndarray, boxes: np.ndarray, size: int) -> np.ndarray:
     """(K, size, size, 3) uint8 crops of the (K,4) crop boxes."""
     return np.stack([warp(image, crop_matrix(b, size), size) for b in boxes]) if len(boxes) else \
         np.zeros((0, size, size, 3), np.uint8)
+
+
+def normalise_crops(crops: np.ndarray, mean: Sequence[float], std: Sequence[float]) -> np.ndarray:
+    """(K,S,S,3) uint8 crops -> (K,3,S,S) float32 network input, (x / 255 - mean) / std, in one fused
+    multiply-add per channel written straight into the NCHW array (0.1 ms a face; the torch version woke
+    torch's threads and cost 1-30 ms on a busy 2-core machine). normalise_tensor is the same on tensors."""
+    k, h, w = crops.shape[:3]
+    scale = 1.0 / (255.0 * np.asarray(std, np.float32))
+    bias = -np.asarray(mean, np.float32) / np.asarray(std, np.float32)
+    out = np.empty((k, 3, h, w), np.float32)
+    for i in range(k):
+        for c in range(3):
+            np.multiply(crops[i, :, :, c], scale[c], out=out[i, c])
+            out[i, c] += bias[c]
+    return out
+
+
+def normalise_tensor(x: torch.Tensor, mean: Sequence[float], std: Sequence[float]) -> torch.Tensor:
+    """(K,3,S,S) floats in [0,1] -> normalised like normalise_crops (training batches, on their device)."""
+    m = torch.tensor(mean, dtype=x.dtype, device=x.device).view(1, 3, 1, 1)
+    s = torch.tensor(std, dtype=x.dtype, device=x.device).view(1, 3, 1, 1)
+    return (x - m) / s
 
 
 def to_image_coords(norm_points: np.ndarray, boxes: np.ndarray) -> np.ndarray:

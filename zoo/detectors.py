@@ -75,11 +75,30 @@ class HaarDetector:
         return boxes[order], scores[order].astype(np.float32)
 
 
-class YuNetDetector:
-    """OpenCV's YuNet (cv2.FaceDetectorYN, no new dependency) on a copy whose longer side is `input_size`:
-    the network is cheap and its cost grows with pixels. Its ONNX file is a zoo weight (sha256-pinned)."""
+def _dynamic_graph(path: Path) -> bytes:
+    """YuNet's ONNX file with its input's height and width left free: the graph only reshapes with -1, so any
+    multiple of 32 runs, and a 320x240 photo is not padded to 320x320."""
+    import onnx
 
-    def __init__(self, entry: Entry, path: str | Path | None = None):
+    model = onnx.load(str(path))
+    dims = model.graph.input[0].type.tensor_type.shape.dim
+    dims[2].dim_param, dims[3].dim_param = "height", "width"
+    for out in model.graph.output:
+        out.type.tensor_type.ClearField("shape")
+    del model.graph.value_info[:]
+    return model.SerializeToString()
+
+
+class YuNetDetector:
+    """YuNet (OpenCV Zoo's face detector; its ONNX file is a sha256-pinned zoo weight) on a copy whose longer
+    side is `input_size`, padded to a multiple of 32: the network is cheap and its cost grows with pixels.
+    Run by onnxruntime with YuNet's own decode (about 2.5x faster here than cv2.FaceDetectorYN's DNN module,
+    same boxes); `runtime="opencv"` keeps OpenCV's."""
+
+    STRIDES = (8, 16, 32)
+
+    def __init__(self, entry: Entry, path: str | Path | None = None, runtime: str = "onnxruntime",
+                 threads: int = 1):
         self.name = entry.name
         args = entry.arch_args
         self.crop_rule = tuple(args["crop_rule"]) if args.get("crop_rule") else None
@@ -89,28 +108,72 @@ class YuNetDetector:
             raise ZooError(f"{path}: sha256 {sha256_file(path)} is not the {entry.hub.sha256} pinned for {entry.name}")
         self.path = Path(path)
         self.input_size = int(args.get("input_size", 320))
-        self.net = cv2.FaceDetectorYN.create(str(self.path), "", (self.input_size, self.input_size),
-                                             float(args["score_threshold"]), float(args["nms_threshold"]),
-                                             int(args.get("top_k", 5000)))
-        self._size: tuple[int, int] | None = None
+        self.score_threshold, self.nms_threshold = float(args["score_threshold"]), float(args["nms_threshold"])
+        self.top_k = int(args.get("top_k", 5000))
+        if runtime not in ("onnxruntime", "opencv"):
+            raise ZooError(f"YuNet runtime must be 'onnxruntime' or 'opencv', not {runtime!r}")
+        self.runtime = runtime
+        if runtime == "opencv":
+            self.net = cv2.FaceDetectorYN.create(str(self.path), "", (self.input_size, self.input_size),
+                                                 self.score_threshold, self.nms_threshold, self.top_k)
+            self._size: tuple[int, int] | None = None
+        else:
+            import onnxruntime as ort
+
+            opts = ort.SessionOptions()
+            # one thread: at this size a second costs more in hand-over than it gains (measured, zoo bench)
+            opts.intra_op_num_threads, opts.inter_op_num_threads = threads, 1
+            opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+            self.session = ort.InferenceSession(_dynamic_graph(self.path), opts, providers=["CPUExecutionProvider"])
+            self.outputs = [o.name for o in self.session.get_outputs()]
 
     def __call__(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         h, w = image.shape[:2]
         s = min(1.0, self.input_size / max(h, w))
         small = cv2.resize(image, (max(1, round(w * s)), max(1, round(h * s))), interpolation=cv2.INTER_AREA) \
             if s < 1.0 else image
+        rows = self._detect_cv2(small) if self.runtime == "opencv" else self._detect_ort(small)
+        if len(rows) == 0:
+            return _empty()
+        xywh = rows[:, :4] / s
+        boxes = np.concatenate([xywh[:, :2], xywh[:, :2] + xywh[:, 2:]], axis=1)
+        order = np.argsort(-rows[:, -1], kind="stable")
+        return boxes[order], rows[order, -1].copy()
+
+    def _detect_cv2(self, small: np.ndarray) -> np.ndarray:
         size = (small.shape[1], small.shape[0])
         if size != self._size:
             self.net.setInputSize(size)
             self._size = size
         _, rows = self.net.detect(cv2.cvtColor(small, cv2.COLOR_RGB2BGR))   # YuNet was trained on BGR
-        if rows is None or len(rows) == 0:
-            return _empty()
-        rows = np.asarray(rows, np.float32)
-        xywh = rows[:, :4] / s
-        boxes = np.concatenate([xywh[:, :2], xywh[:, :2] + xywh[:, 2:]], axis=1)
-        order = np.argsort(-rows[:, -1], kind="stable")
-        return boxes[order], rows[order, -1].copy()
+        return np.zeros((0, 15), np.float32) if rows is None else np.asarray(rows, np.float32)
+
+    def _detect_ort(self, small: np.ndarray) -> np.ndarray:
+        """Rows as cv2.FaceDetectorYN gives them: x, y, w, h, 5 keypoints (x, y), score."""
+        h, w = small.shape[:2]
+        ph, pw = -(-h // 32) * 32, -(-w // 32) * 32
+        x = np.zeros((1, 3, ph, pw), np.float32)
+        x[0, :, :h, :w] = small[..., ::-1].transpose(2, 0, 1)                  # BGR, 0-255, as trained
+        out = dict(zip(self.outputs, self.session.run(self.outputs, {"input": x})))
+        rows = []
+        for st in self.STRIDES:
+            cols = pw // st
+            cls, obj = out[f"cls_{st}"][0, :, 0], out[f"obj_{st}"][0, :, 0]
+            score = np.sqrt(np.clip(cls, 0, 1) * np.clip(obj, 0, 1))
+            keep = np.flatnonzero(score >= self.score_threshold)
+            if not len(keep):
+                continue
+            anchor = np.stack([keep % cols, keep // cols], axis=1).astype(np.float32)   # (c, r) of each cell
+            bb, kp = out[f"bbox_{st}"][0, keep], out[f"kps_{st}"][0, keep]
+            centre, size = (anchor + bb[:, :2]) * st, np.exp(bb[:, 2:]) * st
+            kps = ((anchor[:, None, :] + kp.reshape(-1, 5, 2)) * st).reshape(-1, 10)
+            rows.append(np.concatenate([centre - size / 2, size, kps, score[keep, None]], axis=1))
+        if not rows:
+            return np.zeros((0, 15), np.float32)
+        rows = np.concatenate(rows).astype(np.float32)
+        picked = cv2.dnn.NMSBoxes(rows[:, :4].tolist(), rows[:, -1].tolist(), self.score_threshold,
+                                  self.nms_threshold, top_k=self.top_k)
+        return rows[np.asarray(picked, int).reshape(-1)]
 
 
 class FaceBoxesDetector:

@@ -14,7 +14,7 @@ from torch import nn
 from . import crop
 from .face import Face
 from .images import ImageInput, load_image
-from .registry import Entry, ZooError
+from .registry import Confidence, Entry, ZooError
 from .schemes import Scheme, get_scheme
 
 log = logging.getLogger(__name__)
@@ -23,18 +23,6 @@ Rule = tuple[float, float, float, float]
 
 
 Boxes = Union[Sequence[Sequence[float]], np.ndarray, Sequence[Face]]
-
-
-def normalise_tensor(x: torch.Tensor, mean: Sequence[float], std: Sequence[float]) -> torch.Tensor:
-    """(K,3,S,S) floats in [0,1] -> normalised with the weight's own mean/std (training and inference)."""
-    m = torch.tensor(mean, dtype=x.dtype, device=x.device).view(1, 3, 1, 1)
-    s = torch.tensor(std, dtype=x.dtype, device=x.device).view(1, 3, 1, 1)
-    return (x - m) / s
-
-
-def normalise(crops: np.ndarray, mean: Sequence[float], std: Sequence[float]) -> torch.Tensor:
-    """(K,S,S,3) uint8 crops -> (K,3,S,S) float32 network input."""
-    return normalise_tensor(torch.from_numpy(crops).permute(0, 3, 1, 2).float().div_(255.0), mean, std)
 
 
 class Landmarker:
@@ -151,39 +139,48 @@ class Landmarker:
             return []
         # One box at a time under its own rule: the same arithmetic whichever path the box came by.
         crop_boxes = np.stack([crop.detector_crop_box(b, r) for b, r in zip(det_boxes, rules)])
-        points = self._predict(img, crop_boxes)
+        points, peaks = self._predict(img, crop_boxes)
+        conf = self.confidence(peaks) if self.confidence is not None else [None] * len(points)
         self.timings["total"] = sum(self.timings[s] for s in STAGES)
-        return [Face(b.astype(np.float32), pts, float(s), n)
-                for b, pts, s, n in zip(det_boxes, points, scores, names)]
+        return [Face(b.astype(np.float32), pts, float(s), n, c)
+                for b, pts, s, n, c in zip(det_boxes, points, scores, names, conf)]
 
-    def predict_crops(self, image: np.ndarray, crop_boxes: np.ndarray) -> np.ndarray:
-        """Landmarks (K,N,2) in image pixels for explicit crop boxes (evaluation: ground-truth crops)."""
+    def predict_crops(self, image: np.ndarray, crop_boxes: np.ndarray, peaks: bool = False
+                      ) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
+        """Landmarks (K,N,2) in image pixels for explicit crop boxes (evaluation: ground-truth crops); with
+        `peaks`, also each point's raw score-map peak (K,N), which Confidence calibrates."""
         self.timings = dict.fromkeys(STAGES, 0.0)
-        return self._predict(load_image(image), np.asarray(crop_boxes, np.float32).reshape(-1, 4))
+        points, raw = self._predict(load_image(image), np.asarray(crop_boxes, np.float32).reshape(-1, 4))
+        return (points, raw) if peaks else points
 
-    def _predict(self, img: np.ndarray, crop_boxes: np.ndarray) -> np.ndarray:
+    @property
+    def confidence(self) -> Confidence | None:
+        """The weight's calibration of Face.scores; None when absent or fitted for another weight file."""
+        c = self.entry.confidence
+        return c if c is not None and c.sha256 == self.entry.hub.sha256 else None
+
+    def _predict(self, img: np.ndarray, crop_boxes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         p = self.preprocess
-        out = []
+        out, peaks = [], []
         for i in range(0, len(crop_boxes), self.batch_size):     # batched over faces
             cb = crop_boxes[i:i + self.batch_size]
             with self._stage("preprocess"):
-                crops = crop.crop_faces(img, cb, p.input_size)
-                # onnxruntime gets numpy from numpy: a torch op here would wake torch's threads against it
-                x = self.runner.prepare(crops, p.mean, p.std) if self.runner is not None else \
-                    normalise(crops, p.mean, p.std)
+                # numpy throughout: a torch op here would wake torch's threads against onnxruntime's
+                x = crop.normalise_crops(crop.crop_faces(img, cb, p.input_size), p.mean, p.std)
             with self._stage("model"):
                 raw = self.forward(x)
-            with self._stage("decode"), torch.inference_mode():
-                norm = self.model.decode(raw).numpy()
+            with self._stage("decode"):
+                norm, peak = self.model.decode(raw)
                 out.append(crop.to_image_coords(norm, cb))
-        return np.concatenate(out, axis=0)
+                peaks.append(peak)
+        return np.concatenate(out, axis=0), np.concatenate(peaks, axis=0)
 
-    def forward(self, x: torch.Tensor | np.ndarray) -> tuple[torch.Tensor, ...]:
-        """Raw network outputs for a normalised batch, on the chosen backend."""
+    def forward(self, x: np.ndarray) -> tuple[np.ndarray | torch.Tensor, ...]:
+        """Raw network outputs for a normalised (K,3,S,S) float32 batch, on the chosen backend."""
         if self.runner is not None:
-            return tuple(torch.from_numpy(o) for o in self.runner(x.numpy() if torch.is_tensor(x) else x))
+            return tuple(self.runner(x))
         with torch.inference_mode():
-            return tuple(self.model(x))
+            return tuple(self.model(torch.from_numpy(x)))
 
     def track(self, frames: Any, **options: Any) -> Iterator[list[Face]]:
         """Faces per frame of a video (path), webcam (index) or iterable of images, followed from frame to
@@ -200,7 +197,8 @@ class Landmarker:
     def config(self) -> dict[str, Any]:
         """The folder config.json: the registry entry minus its Hub location and metrics."""
         e = self.entry.to_dict()
-        keep = ("name", "kind", "arch", "arch_args", "dataset", "scheme", "preprocess", "license", "notes")
+        keep = ("name", "kind", "arch", "arch_args", "dataset", "scheme", "preprocess", "confidence", "license",
+                "notes")
         return {**{k: e[k] for k in keep}, "params": sum(p.numel() for p in self.model.parameters())}
 
     def save_pretrained(self, folder: str | Path, metrics: dict[str, Any] | None = None, body: str = "",

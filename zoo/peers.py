@@ -339,7 +339,7 @@ class PfldPeer(Peer):
         p = self.entry.preprocess
         crops = crop.crop_faces(img, squares, p.input_size)[..., ::-1]      # RGB -> BGR, as trained
         # numpy arithmetic, as on the zoo's ONNX path: a torch op would wake torch's threads against onnxruntime
-        return self.runner.prepare(crops, p.mean, p.std)
+        return crop.normalise_crops(np.ascontiguousarray(crops), p.mean, p.std)
 
     def _run(self, img: np.ndarray, squares: np.ndarray) -> np.ndarray:
         with self._stage("preprocess"):

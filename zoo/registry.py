@@ -10,6 +10,8 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 REGISTRY_FILE = Path(__file__).with_name("registry.json")
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -29,6 +31,23 @@ class Preprocess:
     # the landmark box scaled by gt_box_scale.
     box_rule: tuple[float, float, float, float] = (0.0, 0.1, 1.2, 1.0)
     gt_box_scale: float = 1.1
+
+
+@dataclass(frozen=True)
+class Confidence:
+    """Per-point confidence: sigmoid(a * peak + b) of the raw score-map (or heatmap) peak, fitted on faces the
+    weight never trained on (`fitted_on`) to predict whether a point lies within `tolerance` x the dataset's
+    NME normaliser of the truth (`python -m train.confidence`). Valid only for the weight file `sha256`."""
+    a: float
+    b: float
+    tolerance: float
+    sha256: str
+    fitted_on: str = ""
+    command: str = ""
+    measured: dict[str, Any] = field(default_factory=dict)   # AUC and calibration error on test faces
+
+    def __call__(self, peak: np.ndarray) -> np.ndarray:
+        return (1.0 / (1.0 + np.exp(-(self.a * np.asarray(peak, np.float64) + self.b)))).astype(np.float32)
 
 
 @dataclass(frozen=True)
@@ -57,6 +76,7 @@ class Entry:
     # The authors' released checkpoint this entry converts from (`python -m zoo convert`): {"file": its path in
     # their release, "meanface": their mean-face file, "source": where that is stated}; empty if none.
     release: dict[str, Any] = field(default_factory=dict)
+    confidence: Confidence | None = None
     notes: str = ""
 
     @property
@@ -76,6 +96,8 @@ class Entry:
             if k in pre:
                 pre[k] = tuple(pre[k])
         d["preprocess"] = Preprocess(**pre)
+        if d.get("confidence"):
+            d["confidence"] = Confidence(**d["confidence"])
         return cls(**d)
 
 

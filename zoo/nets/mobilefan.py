@@ -4,10 +4,14 @@ Exposes the encoder and decoder features that feature-aligned and feature-simila
 """
 from __future__ import annotations
 
+from typing import Sequence
+
+import numpy as np
 import torch
 from torch import nn
 
 from .backbones import MobileNetV2Trunk
+from .decode import decode_heatmaps
 
 
 class MobileFAN(nn.Module):
@@ -35,23 +39,5 @@ class MobileFAN(nn.Module):
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor]:
         return (self.forward_features(x)["heatmaps"],)
 
-    def decode(self, outputs: tuple[torch.Tensor, ...] | list[torch.Tensor]) -> torch.Tensor:
-        return decode_heatmaps(torch.as_tensor(outputs[0]).float())
-
-
-def decode_heatmaps(hm: torch.Tensor) -> torch.Tensor:
-    """(B,N,H,W) heatmaps -> (B,N,2) normalised coordinates: argmax plus a quarter-pixel step towards the
-    larger neighbour (sub-pixel), pixel centres at (i + 0.5) / W."""
-    b, n, h, w = hm.shape
-    flat = hm.reshape(b, n, h * w)
-    idx = flat.argmax(dim=2)
-    x, y = idx % w, torch.div(idx, w, rounding_mode="floor")
-
-    def val(xx: torch.Tensor, yy: torch.Tensor) -> torch.Tensor:
-        return flat.gather(2, (yy.clamp(0, h - 1) * w + xx.clamp(0, w - 1))[..., None])[..., 0]
-
-    dx = torch.sign(val(x + 1, y) - val(x - 1, y)) * ((x > 0) & (x < w - 1))
-    dy = torch.sign(val(x, y + 1) - val(x, y - 1)) * ((y > 0) & (y < h - 1))
-    px = (x.float() + 0.25 * dx + 0.5) / w
-    py = (y.float() + 0.25 * dy + 0.5) / h
-    return torch.stack([px, py], dim=-1)
+    def decode(self, outputs: Sequence[torch.Tensor | np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+        return decode_heatmaps(outputs[0])

@@ -4,11 +4,14 @@ The mean face and neighbour indices come from the training labels and live in th
 """
 from __future__ import annotations
 
+from typing import Sequence
+
 import numpy as np
 import torch
 from torch import nn
 
 from .backbones import build_trunk
+from .decode import as_numpy
 
 
 def neighbour_indices(mean_face: np.ndarray, num_nb: int) -> np.ndarray:
@@ -114,23 +117,25 @@ class PIPNet(nn.Module):
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
         return self.heads(self.features(x))
 
-    def decode(self, outputs: tuple[torch.Tensor, ...] | list[torch.Tensor]) -> torch.Tensor:
-        """Raw heads -> (B, N, 2) landmarks in normalised crop coordinates [0, 1]."""
-        cls, ox, oy, nbx, nby = (torch.as_tensor(o).float() for o in outputs)
+    def decode(self, outputs: Sequence[torch.Tensor | np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+        """Raw heads -> ((B, N, 2) landmarks in normalised crop coordinates [0, 1], (B, N) score-map peaks).
+
+        The peak is the raw confidence that Face.scores calibrates."""
+        cls, ox, oy, nbx, nby = (as_numpy(o) for o in outputs)
         b, n, h, w = cls.shape
         k = self.num_nb
-        idx = cls.reshape(b, n, h * w).argmax(dim=2)                        # (B, N)
-        gx, gy = (idx % w).float(), torch.div(idx, w, rounding_mode="floor").float()
+        flat = cls.reshape(b, n, h * w)
+        idx = flat.argmax(axis=2)[..., None]                                 # (B, N, 1)
+        peak = np.take_along_axis(flat, idx, 2)[..., 0]
+        gx, gy = (idx % w).astype(np.float32), (idx // w).astype(np.float32)  # (B, N, 1)
 
-        def at_cell(t: torch.Tensor, per: int) -> torch.Tensor:             # values at each landmark's cell
-            t = t.reshape(b, n, per, h * w)
-            return t.gather(3, idx[:, :, None, None].expand(b, n, per, 1))[..., 0]
+        def at_cell(t: np.ndarray, per: int) -> np.ndarray:                 # values at each landmark's cell
+            return np.take_along_axis(t.reshape(b, n, per, h * w), idx[..., None], 3)[..., 0]
 
-        own_x = (gx + at_cell(ox, 1)[..., 0]) / w
-        own_y = (gy + at_cell(oy, 1)[..., 0]) / h
-        nb_x = (gx[..., None] + at_cell(nbx, k)) / w                        # (B, N, K)
-        nb_y = (gy[..., None] + at_cell(nby, k)) / h
-        all_x = torch.cat([own_x, nb_x.reshape(b, n * k)], dim=1)           # (B, N*(1+K))
-        all_y = torch.cat([own_y, nb_y.reshape(b, n * k)], dim=1)
-        merge = self.merge.to(all_x)
-        return torch.stack([all_x @ merge.T, all_y @ merge.T], dim=-1)
+        xs = np.concatenate([gx + at_cell(ox, 1), gx + at_cell(nbx, k)], axis=2)   # (B, N, 1+K): own, then nbs
+        ys = np.concatenate([gy + at_cell(oy, 1), gy + at_cell(nby, k)], axis=2)
+        # merge's columns: N own predictions, then landmark i's K neighbour predictions at N + i*K + slot
+        order = lambda v: np.concatenate([v[..., 0], v[..., 1:].reshape(b, n * k)], axis=1)
+        merge = self.merge.detach().cpu().numpy().T
+        pts = np.stack([order(xs) @ merge / w, order(ys) @ merge / h], axis=-1)
+        return pts.astype(np.float32), peak.astype(np.float32)
