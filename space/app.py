@@ -27,6 +27,7 @@ import gradio as gr
 import numpy as np
 import pandas as pd
 
+from zoo.draw import LOW_CONFIDENCE
 from zoo.cpu import configure, default_threads
 from zoo.registry import ZooError
 from zoo.track import Tracker
@@ -602,7 +603,8 @@ def build_demo(cache=None, detectors=None, precompute: bool | None = None) -> gr
                                        file_types=["image"], elem_id="more_photos")
                         ground_truth.render()
                 with gr.Column(scale=7, min_width=320):
-                    gr.Markdown("**All models on one picture** (a colour per model), a zoom on each face below",
+                    gr.Markdown("**All models on one picture** (a colour per model), a zoom on each face below; "
+                                f"a hollow ring is a point its model doubts (confidence < {LOW_CONFIDENCE:g})",
                                 elem_classes=["heading"])
                     panel = gr.Image(label="Comparison", show_label=False, type="filepath", format="png", height=760,
                                      elem_id="panel", buttons=["download", "fullscreen"])

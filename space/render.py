@@ -141,7 +141,7 @@ def _draw_layer(out: np.ndarray, faces: Sequence[Face], scheme: Scheme, color, s
     off = np.asarray(offset, np.float32)
     for f in faces:
         pts = (np.asarray(f.landmarks, np.float32) - off) * np.float32(scale)
-        zdraw.draw_landmarks(out, pts, scheme, color, radius=radius, thickness=thickness)
+        zdraw.draw_landmarks(out, pts, scheme, color, radius=radius, thickness=thickness, scores=f.scores)
 
 
 def _draw_boxes(out: np.ndarray, boxes: np.ndarray, scale: float, offset=(0.0, 0.0)) -> None:

@@ -46,7 +46,7 @@ def test_folder_broken_file_resume_csv_and_images(random_zoo, tmp_path):
     assert len(doc["faces"]) == 1 and len(doc["faces"][0]["landmarks"]) == 68
     assert (out / "images" / "a.png").is_file() and (out / "images" / "sub" / "b.png").is_file()
     rows = (out / "annotations.csv").read_text().splitlines()
-    assert len(rows) == 3 and rows[0].startswith("image,face,x0,y0,x1,y1,score,detector,x0") and "x67" in rows[0]
+    assert len(rows) == 3 and rows[0].startswith("image,face,x0,y0,x1,y1,score,detector,confidence,x0") and "x67" in rows[0]
     report = json.loads((out / "report.json").read_text())
     assert report["csv_rows"] == 2 and report["failed"][0]["file"] == "broken.jpg"
 
@@ -57,6 +57,29 @@ def test_folder_broken_file_resume_csv_and_images(random_zoo, tmp_path):
     third = annotate(src, lm, out, progress=False)
     assert (third.done, third.skipped) == (1, 1)
     assert len((out / "annotations.csv").read_text().splitlines()) == 3
+
+
+def test_review_lists_the_least_confident_faces(random_zoo, tmp_path):
+    import hashlib
+    from dataclasses import replace
+
+    from zoo.registry import Confidence
+
+    path = write_random_weights(NAME)
+    sha = hashlib.sha256(path.read_bytes()).hexdigest()
+    e = zoo.registry._ENTRIES[NAME]
+    zoo.registry._ENTRIES[NAME] = replace(e, hub=replace(e.hub, sha256=sha), confidence=Confidence(
+        (4.0, -1.0), -1.0, 0.1, sha, ("peak", "log_spread")))
+    lm = zoo.load(NAME, detector=CentreBox())
+    src, out = photo_folder(tmp_path / "in"), tmp_path / "out"
+    everything = annotate(src, lm, out, progress=False, review_below=1.01).review
+    assert len(everything) == 2 and everything[0]["confidence"] <= everything[1]["confidence"]
+    assert {r["image"] for r in everything} == {"a.jpg", "sub/b.png"}
+    assert json.loads((out / "report.json").read_text())["review"] == everything
+    row = (out / "annotations.csv").read_text().splitlines()[1].split(",")
+    assert 0 <= float(row[8]) <= 1                                     # the face's mean confidence
+    cut = (everything[0]["confidence"] + everything[1]["confidence"]) / 2
+    assert annotate(src, lm, out, progress=False, review_below=cut).review == everything[:1]
 
 
 def test_cli_on_a_video_and_a_missing_input(random_zoo, tmp_path, capsys):

@@ -6,7 +6,7 @@ import torch
 from zoo.nets import build_model
 from zoo.nets.backbones import build_trunk, load_imagenet
 from zoo.nets.decode import decode_heatmaps
-from zoo.nets.pipnet import merge_matrix, neighbour_indices
+from zoo.nets.pipnet import SPREAD_FLOOR, merge_matrix, neighbour_indices
 from zoo.schemes import SCHEMES, get_scheme
 
 
@@ -93,9 +93,23 @@ def test_pipnet_decode_known_cells():
     nb = model.nb_idx
     nbx = (target[:, nb, 0] * w - cx[..., None]).reshape(b, n * 10, 1, 1).expand(b, n * 10, h, w)
     nby = (target[:, nb, 1] * h - cy[..., None]).reshape(b, n * 10, 1, 1).expand(b, n * 10, h, w)
-    out, peak = model.decode((cls, ox, oy, nbx.contiguous(), nby.contiguous()))
+    out, evidence = model.decode((cls, ox, oy, nbx.contiguous(), nby.contiguous()))
     np.testing.assert_allclose(out, target.numpy(), atol=1e-5)
-    np.testing.assert_allclose(peak, 1.0)                   # the score map's value at the chosen cell
+    assert evidence.shape == (b, n, len(model.EVIDENCE))
+    np.testing.assert_allclose(evidence[..., 0], 1.0)       # the score map's value at the chosen cell
+    # candidates that agree scatter by nothing: the spread sits at its floor
+    np.testing.assert_allclose(evidence[..., 1], np.log(SPREAD_FLOOR), atol=1e-3)
+
+    # one neighbour predicting landmark j two cells off: j's spread grows, a landmark it does not predict keeps its
+    i, slot = 0, 0
+    j = int(nb[i, slot])
+    nbx = nbx.clone()
+    nbx[:, i * 10 + slot] += 2.0
+    moved, evidence2 = model.decode((cls, ox, oy, nbx, nby.contiguous()))
+    assert (evidence2[:, j, 1] > evidence[:, j, 1] + 1.0).all()
+    untouched = [m for m in range(n) if m != j]
+    np.testing.assert_allclose(evidence2[:, untouched, 1], evidence[:, untouched, 1], atol=1e-4)
+    assert (np.abs(moved[:, j, 0] - out[:, j, 0]) > 0).all()   # and the merged point moves
 
 
 def test_heatmap_decode_subpixel():
@@ -105,7 +119,7 @@ def test_heatmap_decode_subpixel():
     hm = gaussian_heatmaps(pts, 64, 64, 1.5)
     out, peak = decode_heatmaps(hm)
     assert np.abs(out - pts.numpy()).max() < 0.5 / 64 + 1e-6    # within half a heatmap pixel
-    assert peak.shape == (1, 3) and (peak > 0.8).all()
+    assert peak.shape == (1, 3, 1) and (peak > 0.8).all()
 
 
 @pytest.mark.parametrize("scheme", sorted(SCHEMES))

@@ -1,5 +1,5 @@
-"""Calibrate Face.scores for a zoo entry: fit sigmoid(a * peak + b) of each point's raw score-map peak to
-whether the point lands within `tolerance` x the NME normaliser (inter-ocular distance) of the truth, on faces
+"""Calibrate Face.scores for a zoo entry: fit a logistic regression of each point's raw evidence from the decode
+(the score-map peak; for PIPNet also the scatter of its neighbour candidates) to whether the point lands within `tolerance` x the NME normaliser (inter-ocular distance) of the truth, on faces
 the weight never trained on; then measure on test faces how well the score tells good points from bad (AUC),
 how well calibrated it is (ECE), and draw the reliability diagram.
 
@@ -33,38 +33,40 @@ log = logging.getLogger(__name__)
 TOLERANCE = 0.1           # a point is good within 10% of the inter-ocular distance (WFLW's failure threshold)
 
 
-def peaks_and_errors(lm, samples: Sequence[Sample], progress: bool = True) -> tuple[np.ndarray, np.ndarray]:
-    """Each point's raw peak and its error over the normaliser, (K, N') both, in the scheme the model and the
-    data share (a 98-point model on 300-W: its 68 points)."""
+def evidence_and_errors(lm, samples: Sequence[Sample], progress: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """Each point's raw evidence (K, N', F) and its error over the normaliser (K, N'), in the scheme the model
+    and the data share (a 98-point model on 300-W: its 68 points)."""
     from tqdm import tqdm
 
     data_scheme = get_scheme(samples[0].landmarks.shape[0])
     scheme = scoring_scheme(lm.scheme, data_scheme)
-    peaks, errs = [], []
+    evidence, errs = [], []
     for s in tqdm(samples, disable=not progress, unit="face", desc=f"{lm.name} confidence", leave=False):
         box = crop.gt_crop_box(s.landmarks, lm.preprocess.gt_box_scale)[None]
-        pts, peak = lm.predict_crops(s.load_image(), box, peaks=True)
+        pts, ev = lm.predict_crops(s.load_image(), box, evidence=True)
         gt = convert_points(s.landmarks[None].astype(np.float64), data_scheme.name, scheme.name)
         pred = convert_points(pts.astype(np.float64), lm.scheme.name, scheme.name)
-        as_points = np.repeat(peak[..., None], 2, axis=-1)          # convert_points maps (..., N, 2) arrays
-        peaks.append(convert_points(as_points, lm.scheme.name, scheme.name)[..., 0])
+        # convert_points maps (..., N, 2) arrays: carry each feature as a point
+        per = [convert_points(np.repeat(ev[..., f:f + 1], 2, axis=-1), lm.scheme.name, scheme.name)[..., 0]
+               for f in range(ev.shape[-1])]
+        evidence.append(np.stack(per, axis=-1))
         errs.append(point_errors(pred, gt, scheme))
-    return np.concatenate(peaks), np.concatenate(errs)
+    return np.concatenate(evidence), np.concatenate(errs)
 
 
-def fit_platt(x: np.ndarray, y: np.ndarray, iters: int = 50, l2: float = 1e-4) -> tuple[float, float]:
-    """Logistic regression of y (0/1) on x by Newton's method: (a, b) of sigmoid(a * x + b)."""
-    X = np.stack([x, np.ones_like(x)], axis=1).astype(np.float64)
-    w = np.zeros(2)
+def fit_logistic(x: np.ndarray, y: np.ndarray, iters: int = 50, l2: float = 1e-4) -> tuple[tuple[float, ...], float]:
+    """Logistic regression of y (0/1) on features x (M, F) by Newton's method: (weights, bias)."""
+    X = np.concatenate([np.asarray(x, np.float64).reshape(len(y), -1), np.ones((len(y), 1))], axis=1)
+    w = np.zeros(X.shape[1])
     for _ in range(iters):
         p = 1.0 / (1.0 + np.exp(-X @ w))
         grad = X.T @ (p - y) + l2 * w
-        hess = (X * (p * (1 - p))[:, None]).T @ X + l2 * np.eye(2)
+        hess = (X * (p * (1 - p))[:, None]).T @ X + l2 * np.eye(len(w))
         step = np.linalg.solve(hess, grad)
         w -= step
         if np.abs(step).max() < 1e-8:
             break
-    return float(w[0]), float(w[1])
+    return tuple(float(v) for v in w[:-1]), float(w[-1])
 
 
 def roc_auc(score: np.ndarray, good: np.ndarray) -> float:
@@ -93,9 +95,9 @@ def reliability(prob: np.ndarray, good: np.ndarray, bins: int = 10) -> dict[str,
     return out
 
 
-def measure(conf: Confidence, peaks: np.ndarray, errs: np.ndarray) -> dict[str, float | dict]:
+def measure(conf: Confidence, evidence: np.ndarray, errs: np.ndarray) -> dict[str, float | dict]:
     ok = np.isfinite(errs)
-    prob, good = conf(peaks[ok]), (errs[ok] < conf.tolerance).astype(np.float64)
+    prob, good = conf(evidence[ok]), (errs[ok] < conf.tolerance).astype(np.float64)
     rel = reliability(prob, good)
     ece = sum(c * abs(p - o) for p, o, c in zip(rel["predicted"], rel["observed"], rel["count"])) / max(1, len(good))
     return {"points": int(len(good)), "good_rate": round(float(good.mean()), 4), "auc": round(roc_auc(prob, good), 4),
@@ -148,15 +150,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not entry.hub.sha256:
         p.error(f"{a.name} has no published weights to calibrate")
     lm = load_landmarker(a.name)
-    fit = [peaks_and_errors(lm, read_split(a.data, s), not a.no_progress) for s in a.fit]
-    x, e = np.concatenate([f[0] for f in fit], axis=None), np.concatenate([f[1] for f in fit], axis=None)
+    fit = [evidence_and_errors(lm, read_split(a.data, s), not a.no_progress) for s in a.fit]
+    x, e = (np.concatenate([f[i].reshape(-1, *f[i].shape[2:]) for f in fit]) for i in (0, 1))
     ok = np.isfinite(e)
-    ca, cb = fit_platt(x[ok], (e[ok] < a.tolerance).astype(np.float64))
+    weights, bias = fit_logistic(x[ok], (e[ok] < a.tolerance).astype(np.float64))
     command = "python -m train.confidence " + shlex.join([str(v) for v in (argv if argv is not None else sys.argv[1:])])
-    conf = Confidence(round(ca, 5), round(cb, 5), a.tolerance, entry.hub.sha256, " + ".join(a.fit), command)
+    conf = Confidence(tuple(round(v, 5) for v in weights), round(bias, 5), a.tolerance, entry.hub.sha256,
+                      lm.model.EVIDENCE, " + ".join(a.fit), command)
     results = {"fit: " + " + ".join(a.fit): measure(conf, x, e)}
     for spec in a.test:
-        results[spec] = measure(conf, *peaks_and_errors(lm, read_split(a.data, spec), not a.no_progress))
+        results[spec] = measure(conf, *evidence_and_errors(lm, read_split(a.data, spec), not a.no_progress))
     for label, r in results.items():
         log.info("%s %s: %d points, %.1f%% good, AUC %.3f, ECE %.3f", a.name, label, r["points"],
                  100 * r["good_rate"], r["auc"], r["ece"])

@@ -112,9 +112,13 @@ def cmd_annotate(a) -> int:
     from .annotate import annotate
 
     lm = zoo.load(a.model, backend=a.backend, detector=a.detector)
-    rep = annotate(a.input, lm, a.out, images=a.images, track=not a.no_track, progress=not a.no_progress)
+    rep = annotate(a.input, lm, a.out, images=a.images, track=not a.no_track, progress=not a.no_progress,
+                   review_below=a.review_below)
     print(f"{a.out}: annotated {rep.done}, skipped {rep.skipped} (done before), {rep.faces} face(s); "
           f"{len(rep.failed)} unreadable (listed in {Path(a.out) / 'report.json'})")
+    if a.review_below is not None:
+        print(f"{len(rep.review)} face(s) with mean landmark confidence under {a.review_below:g} to review "
+              f"(listed in report.json, least confident first)")
     for f in rep.failed:
         print(f"  {f['file']}: {f['error']}", file=sys.stderr)
     return 0
@@ -266,6 +270,8 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--detector", default="auto")
     s.add_argument("--images", action="store_true", help="also write annotated PNGs under OUT/images")
     s.add_argument("--no-track", action="store_true", help="video: detect in every frame instead of tracking")
+    s.add_argument("--review-below", type=float, metavar="T",
+                   help="list faces whose mean landmark confidence (Face.scores) is under T in report.json")
     s.add_argument("--no-progress", action="store_true")
     s.set_defaults(fn=cmd_annotate)
     s = sub.add_parser("push", help="publish a Hub-ready folder")

@@ -6,7 +6,8 @@ Writes, under DIR:
 - `annotations.csv`: one row per face of every JSON (rebuilt from the JSONs at the end, so a resumed run
   gives the whole table);
 - `images/...png` with the faces drawn (`images=True`);
-- `report.json`: what was done, skipped (already annotated) and failed, with each failure's reason.
+- `report.json`: what was done, skipped (already annotated) and failed, with each failure's reason, and with
+  `review_below=T` the faces whose mean landmark confidence (Face.scores) is under T, for a person to check.
 A file that cannot be read is listed in the report and the run goes on. Running again skips every image
 whose JSON is already there (resume after an interruption); a video's frames are decoded again but only the
 missing ones are annotated.
@@ -41,10 +42,11 @@ class AnnotateReport:
     skipped: int = 0
     faces: int = 0
     failed: list[dict[str, str]] = field(default_factory=list)
+    review: list[dict[str, Any]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return {k: getattr(self, k) for k in ("input", "model", "backend", "detector", "done", "skipped", "faces",
-                                              "failed")}
+                                              "failed", "review")}
 
 
 def _write_json(path: Path, doc: dict[str, Any]) -> None:
@@ -80,30 +82,47 @@ def _save_drawing(path: Path, image: np.ndarray, faces: list, lm: Any) -> None:
     Image.fromarray(draw_faces(image, faces, lm.scheme)).save(path)
 
 
+def _json_docs(out: Path) -> Iterator[dict[str, Any]]:
+    for p in sorted((out / "json").rglob("*.json")):
+        try:
+            yield json.loads(p.read_text())
+        except (OSError, ValueError):
+            continue
+
+
+def _mean_confidence(face: dict[str, Any]) -> float | None:
+    return round(float(np.mean(face["scores"])), 3) if face.get("scores") else None
+
+
 def write_csv(out: Path) -> int:
-    """annotations.csv from every JSON under out/json; returns the number of face rows."""
-    files = sorted((out / "json").rglob("*.json"))
+    """annotations.csv from every JSON under out/json; returns the number of face rows. `confidence` is the
+    face's mean landmark confidence (blank where the model has no calibration)."""
     rows = 0
     with open(out / "annotations.csv", "w", newline="") as f:
         w = csv.writer(f)
         header_done = False
-        for p in files:
-            try:
-                doc = json.loads(p.read_text())
-            except (OSError, ValueError):
-                continue
+        for doc in _json_docs(out):
             for k, face in enumerate(doc.get("faces", [])):
                 pts = face["landmarks"]
                 if not header_done:
-                    w.writerow(["image", "face", "x0", "y0", "x1", "y1", "score", "detector",
+                    w.writerow(["image", "face", "x0", "y0", "x1", "y1", "score", "detector", "confidence",
                                 *(f"{c}{i}" for i in range(len(pts)) for c in "xy")])
                     header_done = True
+                conf = _mean_confidence(face)
                 w.writerow([doc["image"], k, *face["box"], face["score"], face["detector"] or "",
-                            *(v for xy in pts for v in xy)])
+                            "" if conf is None else conf, *(v for xy in pts for v in xy)])
                 rows += 1
         if not header_done:
-            w.writerow(["image", "face", "x0", "y0", "x1", "y1", "score", "detector"])
+            w.writerow(["image", "face", "x0", "y0", "x1", "y1", "score", "detector", "confidence"])
     return rows
+
+
+def faces_to_review(out: Path, below: float) -> list[dict[str, Any]]:
+    """Every annotated face whose mean landmark confidence is under `below`, least confident first."""
+    low = [{"image": doc["image"], "face": k, "confidence": c}
+           for doc in _json_docs(out) for k, face in enumerate(doc.get("faces", []))
+           if (c := _mean_confidence(face)) is not None and c < below]
+    return sorted(low, key=lambda r: r["confidence"])
 
 
 def _video_frames(path: Path) -> Iterator[np.ndarray]:
@@ -113,7 +132,7 @@ def _video_frames(path: Path) -> Iterator[np.ndarray]:
 
 
 def annotate(input: str | Path, landmarker: Any, out: str | Path, images: bool = False, track: bool = True,
-             progress: bool = True) -> AnnotateReport:
+             progress: bool = True, review_below: float | None = None) -> AnnotateReport:
     """Annotate a folder of images (recursively) or a video file with `landmarker`; see the module doc."""
     src, out = Path(input), Path(out)
     if not src.exists():
@@ -129,6 +148,10 @@ def annotate(input: str | Path, landmarker: Any, out: str | Path, images: bool =
     else:
         _annotate_video(src, landmarker, out, images, track, progress, report)
     rows = write_csv(out)
+    if review_below is not None:
+        if getattr(landmarker, "confidence", None) is None:
+            log.warning("%s has no landmark confidence calibrated: nothing can be flagged for review", landmarker.name)
+        report.review = faces_to_review(out, review_below)
     (out / "report.json").write_text(json.dumps({**report.to_dict(), "csv_rows": rows}, indent=1) + "\n")
     log.info("annotated %d, skipped %d (done before), failed %d; %s", report.done, report.skipped,
              len(report.failed), out)

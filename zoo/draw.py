@@ -8,6 +8,7 @@ import numpy as np
 
 from .schemes import Scheme
 
+LOW_CONFIDENCE = 0.5     # Face.scores below this draw hollow: the model doubts the point
 PALETTE = [(255, 64, 64), (64, 160, 255), (64, 200, 64), (255, 170, 0), (200, 64, 255), (0, 200, 200)]
 
 
@@ -18,7 +19,9 @@ def _sizes(box_or_pts: np.ndarray) -> tuple[int, int]:
 
 
 def draw_landmarks(image: np.ndarray, landmarks: np.ndarray, scheme: Scheme, color=(64, 200, 64),
-                   contours: bool = True, radius: int | None = None, thickness: int | None = None) -> np.ndarray:
+                   contours: bool = True, radius: int | None = None, thickness: int | None = None,
+                   scores: np.ndarray | None = None, low: float = LOW_CONFIDENCE) -> np.ndarray:
+    """Points (and the scheme's contours) drawn into `image`; with `scores`, points below `low` are hollow rings."""
     out = image
     lw, r = _sizes(landmarks)
     r, lw = radius or r, thickness or lw
@@ -27,13 +30,19 @@ def draw_landmarks(image: np.ndarray, landmarks: np.ndarray, scheme: Scheme, col
         for c in scheme.contours:
             poly = np.round(pts[list(c.indices)] * 16).astype(np.int32)     # 4 fractional bits: smooth lines
             cv2.polylines(out, [poly], c.closed, color, lw, cv2.LINE_AA, shift=4)
-    for x, y in pts:
-        cv2.circle(out, (int(round(x * 16)), int(round(y * 16))), r * 16, color, -1, cv2.LINE_AA, shift=4)
+    doubtful = np.zeros(len(pts), bool) if scores is None else np.asarray(scores, np.float32) < low
+    for (x, y), hollow in zip(pts, doubtful):
+        centre = (int(round(x * 16)), int(round(y * 16)))
+        if hollow:                      # a ring one size up, so it reads as a different mark, not a smaller dot
+            cv2.circle(out, centre, (r + 1) * 16, color, max(1, lw), cv2.LINE_AA, shift=4)
+        else:
+            cv2.circle(out, centre, r * 16, color, -1, cv2.LINE_AA, shift=4)
     return out
 
 
 def draw_faces(image: np.ndarray, faces: Sequence, scheme: Scheme, color=None, label: str | None = None) -> np.ndarray:
-    """A copy of the RGB image with each face's box, landmarks and contours."""
+    """A copy of the RGB image with each face's box, landmarks and contours; points the model doubts
+    (Face.scores below LOW_CONFIDENCE) hollow."""
     out = np.ascontiguousarray(image).copy()
     for i, f in enumerate(faces):
         c = color or PALETTE[i % len(PALETTE)]
@@ -42,7 +51,7 @@ def draw_faces(image: np.ndarray, faces: Sequence, scheme: Scheme, color=None, l
         cv2.rectangle(out, (x0, y0), (x1, y1), c, lw, cv2.LINE_AA)
         text = f"{label + ' ' if label else ''}{f.score:.2f}"
         cv2.putText(out, text, (x0, max(12, y0 - 4)), cv2.FONT_HERSHEY_SIMPLEX, max(0.4, lw * 0.4), c, lw, cv2.LINE_AA)
-        draw_landmarks(out, f.landmarks, scheme, c)
+        draw_landmarks(out, f.landmarks, scheme, c, scores=f.scores)
     return out
 
 

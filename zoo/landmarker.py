@@ -139,19 +139,19 @@ class Landmarker:
             return []
         # One box at a time under its own rule: the same arithmetic whichever path the box came by.
         crop_boxes = np.stack([crop.detector_crop_box(b, r) for b, r in zip(det_boxes, rules)])
-        points, peaks = self._predict(img, crop_boxes)
-        conf = self.confidence(peaks) if self.confidence is not None else [None] * len(points)
+        points, evidence = self._predict(img, crop_boxes)
+        conf = self.confidence(evidence) if self.confidence is not None else [None] * len(points)
         self.timings["total"] = sum(self.timings[s] for s in STAGES)
         return [Face(b.astype(np.float32), pts, float(s), n, c)
                 for b, pts, s, n, c in zip(det_boxes, points, scores, names, conf)]
 
-    def predict_crops(self, image: np.ndarray, crop_boxes: np.ndarray, peaks: bool = False
+    def predict_crops(self, image: np.ndarray, crop_boxes: np.ndarray, evidence: bool = False
                       ) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
         """Landmarks (K,N,2) in image pixels for explicit crop boxes (evaluation: ground-truth crops); with
-        `peaks`, also each point's raw score-map peak (K,N), which Confidence calibrates."""
+        `evidence`, also each point's raw evidence (K,N,F) from the decode, which Confidence calibrates."""
         self.timings = dict.fromkeys(STAGES, 0.0)
         points, raw = self._predict(load_image(image), np.asarray(crop_boxes, np.float32).reshape(-1, 4))
-        return (points, raw) if peaks else points
+        return (points, raw) if evidence else points
 
     @property
     def confidence(self) -> Confidence | None:
@@ -161,7 +161,7 @@ class Landmarker:
 
     def _predict(self, img: np.ndarray, crop_boxes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         p = self.preprocess
-        out, peaks = [], []
+        out, evidence = [], []
         for i in range(0, len(crop_boxes), self.batch_size):     # batched over faces
             cb = crop_boxes[i:i + self.batch_size]
             with self._stage("preprocess"):
@@ -170,10 +170,10 @@ class Landmarker:
             with self._stage("model"):
                 raw = self.forward(x)
             with self._stage("decode"):
-                norm, peak = self.model.decode(raw)
+                norm, ev = self.model.decode(raw)
                 out.append(crop.to_image_coords(norm, cb))
-                peaks.append(peak)
-        return np.concatenate(out, axis=0), np.concatenate(peaks, axis=0)
+                evidence.append(ev)
+        return np.concatenate(out, axis=0), np.concatenate(evidence, axis=0)
 
     def forward(self, x: np.ndarray) -> tuple[np.ndarray | torch.Tensor, ...]:
         """Raw network outputs for a normalised (K,3,S,S) float32 batch, on the chosen backend."""

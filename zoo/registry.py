@@ -35,19 +35,30 @@ class Preprocess:
 
 @dataclass(frozen=True)
 class Confidence:
-    """Per-point confidence: sigmoid(a * peak + b) of the raw score-map (or heatmap) peak, fitted on faces the
-    weight never trained on (`fitted_on`) to predict whether a point lies within `tolerance` x the dataset's
+    """Per-point confidence: sigmoid(weights . evidence + bias) of the decode's raw evidence per point (`features`:
+    the score-map or heatmap peak; for PIPNet also the log scatter of its neighbour candidates), fitted on faces
+    the weight never trained on (`fitted_on`) to predict whether a point lies within `tolerance` x the dataset's
     NME normaliser of the truth (`python -m train.confidence`). Valid only for the weight file `sha256`."""
-    a: float
-    b: float
+    weights: tuple[float, ...]
+    bias: float
     tolerance: float
     sha256: str
+    features: tuple[str, ...] = ("peak",)
     fitted_on: str = ""
     command: str = ""
     measured: dict[str, Any] = field(default_factory=dict)   # AUC and calibration error on test faces
 
-    def __call__(self, peak: np.ndarray) -> np.ndarray:
-        return (1.0 / (1.0 + np.exp(-(self.a * np.asarray(peak, np.float64) + self.b)))).astype(np.float32)
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "weights", tuple(float(v) for v in self.weights))
+        object.__setattr__(self, "features", tuple(self.features))
+
+    def __call__(self, evidence: np.ndarray) -> np.ndarray:
+        """(..., N, F) evidence -> (..., N) probabilities in [0, 1]."""
+        ev = np.asarray(evidence, np.float64)
+        if ev.shape[-1] != len(self.weights):
+            raise ValueError(f"confidence expects {len(self.weights)} evidence features {self.features}, "
+                             f"got {ev.shape[-1]}: the calibration was fitted for another decode")
+        return (1.0 / (1.0 + np.exp(-(ev @ np.asarray(self.weights) + self.bias)))).astype(np.float32)
 
 
 @dataclass(frozen=True)

@@ -46,6 +46,7 @@ class TrackConfig:
     shape_min_cutoff: float | None = 0.3   # Hz: the face's shape (expression), at rest; None: not smoothed
     shape_beta: float = 1.0         # its cut-off added per face size per second of shape change
     d_cutoff: float = 1.0           # Hz: cut-off of the speed estimates
+    doubt_cutoff: float = 0.25      # a point the model doubts (Face.scores 0) gets this share of the shape cut-off
     fps: float = 30.0               # frame rate when frames carry no time (a video file gives its own)
     max_faces: int | None = None    # follow at most this many faces (the detector's most confident)
     max_residual: float = 0.1       # lost: landmarks further than this (RMS, in face radii) from a face shape
@@ -74,7 +75,8 @@ class OneEuroFilter:
         self.dx: np.ndarray | None = None
         self.t: float | None = None
 
-    def __call__(self, x: np.ndarray, t: float, scale: float = 1.0) -> np.ndarray:
+    def __call__(self, x: np.ndarray, t: float, scale: float = 1.0, trust: np.ndarray | None = None) -> np.ndarray:
+        """`trust` (N,) in (0, 1] scales each point's cut-off: a point trusted less is smoothed harder."""
         x = np.asarray(x, np.float64)
         if self.x is None or self.t is None or t <= self.t:
             self.x, self.dx, self.t = x.copy(), np.zeros_like(x), t
@@ -83,7 +85,10 @@ class OneEuroFilter:
         dx = (x - self.x) / dt
         self.dx = self.dx + _alpha(dt, self.d_cutoff) * (dx - self.dx)
         speed = np.linalg.norm(self.dx, axis=-1, keepdims=True) / max(scale, 1e-6)
-        a = _alpha(dt, self.min_cutoff + self.beta * speed)
+        cutoff = self.min_cutoff + self.beta * speed
+        if trust is not None:
+            cutoff = cutoff * np.asarray(trust, np.float64).reshape(-1, 1)
+        a = _alpha(dt, cutoff)
         self.x, self.t = self.x + a * (x - self.x), t
         return self.x.astype(np.float32)
 
@@ -115,18 +120,21 @@ class FaceFilter:
         c = config
         self.reference = np.asarray(reference, np.float64)
         self.size = _size(_landmark_box(self.reference))
+        self.doubt_cutoff = c.doubt_cutoff
         self.motion = OneEuroFilter(c.min_cutoff, c.beta, c.d_cutoff)
         self.shape = OneEuroFilter(c.shape_min_cutoff, c.shape_beta, c.d_cutoff) \
             if c.shape_min_cutoff is not None else None
 
-    def __call__(self, points: np.ndarray, t: float) -> np.ndarray:
+    def __call__(self, points: np.ndarray, t: float, scores: np.ndarray | None = None) -> np.ndarray:
+        """Smoothed points; with `scores` (Face.scores), a point the model doubts follows its shape more slowly."""
         a, b = similarity(self.reference, points)
         rigid = self.reference @ a.T + b
         q = self.motion(rigid, t, _size(_landmark_box(rigid))).astype(np.float64)
         if self.shape is None:
             return (q + (points - rigid)).astype(np.float32)
         local = (points - rigid) @ np.linalg.inv(a).T           # the shape residual in the reference's frame
-        r = self.shape(local, t, self.size).astype(np.float64)
+        trust = None if scores is None else self.doubt_cutoff + (1 - self.doubt_cutoff) * np.clip(scores, 0, 1)
+        r = self.shape(local, t, self.size, trust).astype(np.float64)
         a_q, _ = similarity(self.reference, q)
         return (q + r @ a_q.T).astype(np.float32)
 
@@ -137,6 +145,7 @@ class _Track:
     score: float
     detector: str | None
     config: "TrackConfig"
+    scores: np.ndarray | None       # (N,) their confidence (Face.scores), None without a calibration
     reference: np.ndarray = None    # (N, 2) its landmarks when detected: the shape its crops are built from
     radius: float = 1.0             # RMS distance of the reference's points from their centre
     filter: FaceFilter = None
@@ -190,10 +199,12 @@ class Tracker:
         scale = float(self.lm.entry.preprocess.gt_box_scale)
         fits = [similarity(t.reference, t.landmarks) for t in self.tracks]
         crops = np.stack([gt_crop_box(t.reference @ a.T + b, scale) for t, (a, b) in zip(self.tracks, fits)])
-        points = self.lm.predict_crops(img, crops)
+        points, evidence = self.lm.predict_crops(img, crops, evidence=True)
+        conf = getattr(self.lm, "confidence", None)
+        point_scores = conf(evidence) if conf is not None else [None] * len(points)
         kept = []
         c = self.config
-        for t, (a, _), p in zip(self.tracks, fits, points):
+        for t, (a, _), p, ps in zip(self.tracks, fits, points, point_scores):
             a2, b2 = similarity(t.reference, p)
             s_old, s_new = _scale(a), _scale(a2)
             residual = float(np.sqrt(((t.reference @ a2.T + b2 - p) ** 2).sum(-1).mean())) / (s_new * t.radius)
@@ -202,7 +213,7 @@ class Tracker:
                   and 1 / c.max_scale_change <= s_new / max(s_old, 1e-9) <= c.max_scale_change
                   and 0 <= cx < w and 0 <= cy < h)
             if ok:
-                t.landmarks = p
+                t.landmarks, t.scores = p, ps
                 kept.append(t)
         self.stats["lost"] += len(self.tracks) - len(kept)
         self.tracks = kept
@@ -239,7 +250,7 @@ class Tracker:
         faces = self.lm(img, boxes=boxes[fresh], box_rule=name) if name else self.lm(img, boxes=boxes[fresh])
         for f, j in zip(faces, fresh):
             f.score, f.detector = float(scores[j]), name
-            self.tracks.append(_Track(f.landmarks, f.score, name, self.config))
+            self.tracks.append(_Track(f.landmarks, f.score, name, self.config, f.scores))
         return faces
 
     def update(self, frame: Any, color: str = "rgb", t: float | None = None) -> list[Face]:
@@ -262,10 +273,10 @@ class Tracker:
         for tr in self.tracks:
             pts = tr.landmarks
             if self.config.smooth:
-                pts = tr.filter(pts, t)
+                pts = tr.filter(pts, t, tr.scores)
             box = boxes.get(id(tr))
             out.append(Face(box if box is not None else _landmark_box(pts), pts.astype(np.float32), tr.score,
-                            tr.detector if box is not None else None))
+                            tr.detector if box is not None else None, tr.scores))
         return out
 
 

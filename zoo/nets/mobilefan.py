@@ -39,5 +39,7 @@ class MobileFAN(nn.Module):
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor]:
         return (self.forward_features(x)["heatmaps"],)
 
+    EVIDENCE = ("peak",)   # what decode's evidence holds per point, in order (Confidence's features)
+
     def decode(self, outputs: Sequence[torch.Tensor | np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
         return decode_heatmaps(outputs[0])

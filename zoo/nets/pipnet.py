@@ -21,6 +21,9 @@ def neighbour_indices(mean_face: np.ndarray, num_nb: int) -> np.ndarray:
     return np.argsort(d, axis=1, kind="stable")[:, :num_nb].astype(np.int64)
 
 
+SPREAD_FLOOR = 0.05   # grid cells: keeps log(spread) finite where every candidate agrees
+
+
 def merge_matrix(nb_idx: torch.Tensor) -> torch.Tensor:
     """(N, N*(1+K)) averaging weights: landmark j = mean of its own prediction and every neighbour
     prediction of j made by a landmark that has j among its neighbours (PIPNet's neighbour merging)."""
@@ -117,10 +120,14 @@ class PIPNet(nn.Module):
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
         return self.heads(self.features(x))
 
-    def decode(self, outputs: Sequence[torch.Tensor | np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-        """Raw heads -> ((B, N, 2) landmarks in normalised crop coordinates [0, 1], (B, N) score-map peaks).
+    EVIDENCE = ("peak", "log_spread")   # what decode's evidence holds per point, in order (Confidence's features)
 
-        The peak is the raw confidence that Face.scores calibrates."""
+    def decode(self, outputs: Sequence[torch.Tensor | np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+        """Raw heads -> ((B, N, 2) landmarks in normalised crop coordinates [0, 1], (B, N, 2) evidence).
+
+        Evidence, which Face.scores calibrates: each point's score-map peak, and the log of how far its
+        candidates (its own prediction and its neighbours' predictions of it) scatter around their merged mean,
+        in grid cells: where they disagree, the point is likely wrong."""
         cls, ox, oy, nbx, nby = (as_numpy(o) for o in outputs)
         b, n, h, w = cls.shape
         k = self.num_nb
@@ -136,6 +143,11 @@ class PIPNet(nn.Module):
         ys = np.concatenate([gy + at_cell(oy, 1), gy + at_cell(nby, k)], axis=2)
         # merge's columns: N own predictions, then landmark i's K neighbour predictions at N + i*K + slot
         order = lambda v: np.concatenate([v[..., 0], v[..., 1:].reshape(b, n * k)], axis=1)
-        merge = self.merge.detach().cpu().numpy().T
-        pts = np.stack([order(xs) @ merge / w, order(ys) @ merge / h], axis=-1)
-        return pts.astype(np.float32), peak.astype(np.float32)
+        merge = self.merge.detach().cpu().numpy().T.astype(np.float64)      # float64: E[c^2] - E[c]^2 cancels
+        cx, cy = order(xs).astype(np.float64), order(ys).astype(np.float64)  # (B, N*(1+K)) candidates, cells
+        mx, my = cx @ merge, cy @ merge                                      # merged, (B, N)
+        var = (cx * cx + cy * cy) @ merge - mx * mx - my * my                # weighted scatter around the mean
+        spread = np.sqrt(np.maximum(var, 0.0))
+        pts = np.stack([mx / w, my / h], axis=-1)
+        evidence = np.stack([peak, np.log(spread + SPREAD_FLOOR)], axis=-1)
+        return pts.astype(np.float32), evidence.astype(np.float32)
