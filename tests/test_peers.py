@@ -243,3 +243,55 @@ def test_bench_times_pfld_from_a_given_file(tmp_path: Path, capsys):
     assert "pfld_ghostone" in capsys.readouterr().out
     (row,) = json.loads((tmp_path / "b.json").read_text())["results"]
     assert row["backend"] == "onnx" and row["model"] > 0 and row["per_face"] > 0
+
+
+# ------------------------------------------------------------------------------------------ MediaPipe
+needs_mediapipe = pytest.mark.skipif(peers.peer_unavailable("mediapipe") is not None or not fx.have_300w(),
+                                     reason=f"MediaPipe peer or 300-W absent: {peers.peer_unavailable('mediapipe')}")
+
+
+@pytest.fixture(scope="module")
+def mediapipe_faces():
+    from train.datasets import read_dataset
+
+    return read_dataset("300w", fx.SHARED / "data" / "300w", "common")[:3]
+
+
+@needs_mediapipe
+def test_mediapipe_static_and_video_mode_on_real_faces(mediapipe_faces):
+    from zoo.track import moving_face_clip
+
+    mp = peers.load_peer("mediapipe")
+    s = mediapipe_faces[0]
+    img = s.load_image()
+    (face,) = mp(img, max_faces=1)
+    assert face.detector == "blazeface" and face.landmarks.shape == (68, 2)
+    assert _nme(face.landmarks[None], s.landmarks[None], "68")[0] < 0.08        # its own detector and crop
+    # video mode (static_image_mode=False): one detection, then each crop from the last mesh
+    clip, truth = moving_face_clip(img, s.landmarks, 12, seed=0)
+    video = mp.video(max_faces=1)
+    out = [video.update(f) for f in clip]
+    assert video.detections == 1 and all(len(o) == 1 for o in out)
+    errs = [_nme(o[0][None], t[None], "68")[0] for o, t in zip(out, truth)]
+    assert max(errs) < 0.1
+
+
+@needs_mediapipe
+def test_bench_photos_side_by_side_with_mediapipe(tmp_path: Path, mediapipe_faces, capsys):
+    from PIL import Image
+
+    from zoo.__main__ import main
+
+    for i, s in enumerate(mediapipe_faces):
+        Image.fromarray(s.load_image()).save(tmp_path / f"{i}.jpg")
+    assert main(["bench", "pipnet_mbv2_300w", "mediapipe", "--backend", "onnx", "--photos", str(tmp_path),
+                 "--max-side", "384", "--reference", "mediapipe", "--track", "--track-frames", "5",
+                 "--json", str(tmp_path / "b.json")]) == 0
+    assert "median wall-clock ms per photo over 3 photos" in capsys.readouterr().out
+    res = json.loads((tmp_path / "b.json").read_text())
+    photos = {r["name"]: r for r in res["results"] if r["mode"] == "photos"}
+    tracks = {r["name"]: r for r in res["results"] if r["mode"] == "track"}
+    assert set(photos) == set(tracks) == {"pipnet_mbv2_300w", "mediapipe"}
+    assert all(r["found"] == 3 and r["photos"] == 3 and r["total"] >= r["model"] > 0 for r in photos.values())
+    assert photos["mediapipe"]["total_vs_ref"] == 1.0 and photos["pipnet_mbv2_300w"]["total_vs_ref"] > 0
+    assert tracks["mediapipe"]["detector_runs"] == 1 and tracks["mediapipe"]["total_vs_ref"] == 1.0

@@ -116,3 +116,20 @@ def test_yunet_onnxruntime_path_matches_opencv(zoo_home):
     assert blank[0].shape == (0, 4) and blank[1].shape == (0,)
     with pytest.raises(zoo.ZooError, match="runtime"):
         detectors.load_detector("yunet", runtime="tflite")
+
+
+def test_yunet_fast_variant_shares_the_pinned_file_and_keeps_its_own_rule(zoo_home, monkeypatch):
+    """`yunet.fast` (a 192-px input) reads the file bundled for `yunet` (same sha256 pin), with the crop rule
+    measured at its size; it finds the shipped example's face. An unpinned variant never borrows its base's
+    file."""
+    fast = detectors.load_detector("yunet.fast")
+    assert fast.input_size == 192 and fast.path == detectors.load_detector("yunet").path
+    assert fast.crop_rule == detectors.crop_rule_of("yunet.fast") != detectors.crop_rule_of("yunet")
+    faces = zoo.load("pipnet_mbv2_300w", detector="yunet.fast")(ASTRONAUT)
+    assert len(faces) == 1 and faces[0].detector == "yunet.fast"
+
+    from dataclasses import replace
+
+    e = zoo.registry.get("yunet.fast")
+    unpinned = replace(e, hub=replace(e.hub, sha256=None))
+    assert all(p.parent.name == "yunet.fast" for _, p in zoo.files.local_candidates(unpinned))

@@ -34,7 +34,7 @@ import torch
 from tqdm import tqdm
 
 from zoo import crop
-from zoo.images import load_image
+from zoo.images import image_files, load_image
 from zoo.schemes import embed_points
 
 from .datasets import Sample
@@ -44,7 +44,6 @@ from .evaluate import load_landmarker
 from .recipes import get_recipe
 
 log = logging.getLogger("train.selftrain")
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
 
 
 @dataclass(frozen=True)
@@ -61,7 +60,7 @@ def unlabeled_photos(source: Path) -> list[Path]:
     """Photos from a folder (recursively) or a list file of paths relative to the list's `../WFLW_images`,
     its own folder, or absolute."""
     if source.is_dir():
-        return sorted(p for p in source.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+        return image_files(source)
     if not source.is_file():
         raise FileNotFoundError(f"{source}: no such folder or list of photos")
     roots = [source.parent.parent / "WFLW_images", source.parent / "WFLW_images", source.parent]

@@ -135,7 +135,8 @@ def cmd_bench(a) -> int:
         peer_paths[name] = Path(path)
     res = run_bench(a.names, a.backend, a.threads, faces=a.faces, repeats=a.repeats, image=a.image,
                     detector=a.detector[0], peer_paths=peer_paths, detectors=a.detector, track=a.track,
-                    track_frames=a.track_frames, reference=a.reference)
+                    track_frames=a.track_frames, reference=a.reference, photos=a.photos, max_side=a.max_side,
+                    limit=a.limit)
     print(format_table(res))
     if a.json:
         save_json(res, Path(a.json))
@@ -256,6 +257,11 @@ def parser() -> argparse.ArgumentParser:
                         "faceboxes_v2, haar); PFLD uses the first (dlib and MediaPipe use their own)")
     s.add_argument("--track", action="store_true", help="also time zoo.track's tracker per entry (first detector)")
     s.add_argument("--track-frames", type=int, default=60)
+    s.add_argument("--photos", nargs="+", type=Path, metavar="PATH",
+                   help="end to end per photo over these folders/images (e.g. 300-W common: "
+                        "../shared/data/300w/lfpw/testset ../shared/data/300w/helen/testset) instead of one image")
+    s.add_argument("--max-side", type=int, default=512, help="--photos: photos resized to at most this many px")
+    s.add_argument("--limit", type=int, help="--photos: the first N photos")
     s.add_argument("--reference", help="row the ratios are to: NAME or NAME:BACKEND (default: the first row)")
     s.add_argument("--peer-path", action="append", metavar="NAME=FILE",
                    help="a peer's model file, e.g. pfld_ghostone=../shared/weights/pfld_ghostone/"

@@ -25,10 +25,10 @@ from typing import Any, Iterator
 import numpy as np
 from tqdm import tqdm
 
+from .images import IMAGE_SUFFIXES, image_files
 from .registry import ZooError
 
 log = logging.getLogger(__name__)
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".gif", ".ppm", ".pgm"}
 VIDEO_SUFFIXES = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg"}
 
 
@@ -61,10 +61,6 @@ def _is_done(path: Path) -> bool:
         return "faces" in json.loads(path.read_text())
     except (OSError, ValueError):
         return False
-
-
-def _image_files(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
 
 
 def _doc(name: str, image: np.ndarray, faces: list, lm: Any) -> dict[str, Any]:
@@ -159,7 +155,7 @@ def annotate(input: str | Path, landmarker: Any, out: str | Path, images: bool =
 
 
 def _annotate_folder(src: Path, lm: Any, out: Path, images: bool, progress: bool, report: AnnotateReport) -> None:
-    files = _image_files(src)
+    files = image_files(src)
     if not files:
         raise ZooError(f"{src}: no image files ({', '.join(sorted(IMAGE_SUFFIXES))}) in this folder")
     _annotate_files(files, src, lm, out, images, progress, report)

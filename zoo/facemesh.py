@@ -30,6 +30,7 @@ SHA256 = {DETECTOR_FILE: "bbff11cebd1eb27a1e004cae0b0e63ec8c551cbf34a4451148b490
 INSTALL_HINT = "pip install ai-edge-litert"
 DET_SIZE, MESH_SIZE = 128, 192
 MIN_SCORE, NMS_IOU = 0.5, 0.3
+MIN_PRESENCE = 0.5               # video mode: a held face is dropped below this mesh face-presence score
 ROI_SCALE = 1.5
 EYE_CORNERS = (33, 263)          # the mesh points video mode levels the next region with
 NUM_POINTS = 468
@@ -203,3 +204,30 @@ class FaceMesh:
     def mesh(self, img: np.ndarray, region: Region) -> tuple[np.ndarray, float]:
         pts, presence = self.run_mesh(self.crop(img, region))
         return region.to_image(pts, MESH_SIZE), presence
+
+
+class MeshVideo:
+    """MediaPipe Face Mesh's video mode (legacy FaceMesh with static_image_mode=False): the detector runs only
+    while fewer than `max_faces` faces are held; each held face's next crop comes from its last mesh, and it is
+    dropped when the mesh's face-presence score falls under MIN_PRESENCE. `update(img)` -> [(468, 2) points],
+    each passed through `transform` when given (a peer's map to a landmark scheme)."""
+
+    def __init__(self, mesh: FaceMesh, max_faces: int = 1, transform=None):
+        self.mesh, self.max_faces, self.transform = mesh, max_faces, transform
+        self.regions: list[Region] = []
+        self.detections = 0
+
+    def update(self, img: np.ndarray) -> list[np.ndarray]:
+        if len(self.regions) < self.max_faces:
+            boxes, _, kps = self.mesh.detect(img)
+            self.detections += 1
+            room = self.max_faces - len(self.regions)
+            self.regions += [self.mesh.region(b, k) for b, k in zip(boxes[:room], kps[:room])]
+        out, held = [], []
+        for r in self.regions:
+            pts, presence = self.mesh.mesh(img, r)
+            if presence >= MIN_PRESENCE:
+                out.append(pts if self.transform is None else self.transform(pts))
+                held.append(self.mesh.region_from_mesh(pts))
+        self.regions = held
+        return out

@@ -101,9 +101,14 @@ def load_folder(folder: str | os.PathLike) -> tuple[dict[str, Any], dict[str, to
 
 
 def local_candidates(entry: Entry) -> list[tuple[str, Path]]:
-    """Where an entry's file may lie on this machine: inside the package, then in the user's folder."""
-    return [("bundled", BUNDLED_DIR / entry.name / entry.hub.filename),
-            ("local", local_dir() / entry.name / entry.hub.filename)]
+    """Where an entry's file may lie on this machine: inside the package, then in the user's folder. A pinned
+    variant `base.tag` (e.g. a detector run at another input size) also looks in its base's folders; the pin
+    decides whether a file found there is its own."""
+    names = [entry.name]
+    if "." in entry.name and entry.hub.sha256:
+        names.append(entry.name.split(".", 1)[0])
+    return [(where, root / n / entry.hub.filename) for n in names
+            for where, root in (("bundled", BUNDLED_DIR), ("local", local_dir()))]
 
 
 def on_disk(entry: Entry) -> Path | None:

@@ -36,6 +36,14 @@ def _to_rgb(img: Image.Image, label: str) -> np.ndarray:
     return np.ascontiguousarray(rgb)
 
 
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".gif", ".ppm", ".pgm"}
+
+
+def image_files(folder: Path) -> list[Path]:
+    """Every image file under `folder` (recursively), sorted."""
+    return sorted(p for p in Path(folder).rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+
+
 def load_image(image: ImageInput, color: str = "rgb") -> np.ndarray:
     """RGB uint8 (H, W, 3). Arrays are taken as RGB unless color="bgr" (OpenCV's order)."""
     if isinstance(image, (str, Path)):

@@ -397,6 +397,13 @@ class MediaPipePeer(Peer):
                                f"face_landmark .tflite, mediapipe 0.10.21), ai-edge-litert{fitted}")
         self._kps: dict[tuple, np.ndarray] = {}
 
+    def video(self, max_faces: int = 1):
+        """MediaPipe's own video mode (facemesh.MeshVideo): `.update(rgb_frame)` -> landmarks in this scheme."""
+        from .facemesh import MeshVideo
+
+        to_scheme = (lambda p: apply_mesh_map(p[None], self.mapping)[0]) if self.mapping else None
+        return MeshVideo(self.runtime, max_faces, to_scheme)
+
     def _detect(self, img: np.ndarray) -> tuple[np.ndarray, np.ndarray, str]:
         boxes, scores, kps = self.runtime.detect(img)
         self._kps = {tuple(np.round(b, 3)): k for b, k in zip(boxes, kps)}
