@@ -120,6 +120,13 @@ class PIPNet(nn.Module):
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
         return self.heads(self.features(x))
 
+    def _merge_numpy(self) -> np.ndarray:
+        """merge.T as float64 numpy (E[c^2] - E[c]^2 cancels in float32), made again only when the buffer changes."""
+        key = (self.merge.data_ptr(), self.merge._version, tuple(self.merge.shape))
+        if getattr(self, "_merge_cache", (None,))[0] != key:
+            self._merge_cache = (key, self.merge.detach().cpu().numpy().T.astype(np.float64))
+        return self._merge_cache[1]
+
     EVIDENCE = ("peak", "log_spread")   # what decode's evidence holds per point, in order (Confidence's features)
 
     def decode(self, outputs: Sequence[torch.Tensor | np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
@@ -130,21 +137,19 @@ class PIPNet(nn.Module):
         in grid cells: where they disagree, the point is likely wrong."""
         cls, ox, oy, nbx, nby = (as_numpy(o) for o in outputs)
         b, n, h, w = cls.shape
-        k = self.num_nb
-        flat = cls.reshape(b, n, h * w)
-        idx = flat.argmax(axis=2)[..., None]                                 # (B, N, 1)
-        peak = np.take_along_axis(flat, idx, 2)[..., 0]
-        gx, gy = (idx % w).astype(np.float32), (idx // w).astype(np.float32)  # (B, N, 1)
-
-        def at_cell(t: np.ndarray, per: int) -> np.ndarray:                 # values at each landmark's cell
-            return np.take_along_axis(t.reshape(b, n, per, h * w), idx[..., None], 3)[..., 0]
-
-        xs = np.concatenate([gx + at_cell(ox, 1), gx + at_cell(nbx, k)], axis=2)   # (B, N, 1+K): own, then nbs
-        ys = np.concatenate([gy + at_cell(oy, 1), gy + at_cell(nby, k)], axis=2)
-        # merge's columns: N own predictions, then landmark i's K neighbour predictions at N + i*K + slot
-        order = lambda v: np.concatenate([v[..., 0], v[..., 1:].reshape(b, n * k)], axis=1)
-        merge = self.merge.detach().cpu().numpy().T.astype(np.float64)      # float64: E[c^2] - E[c]^2 cancels
-        cx, cy = order(xs).astype(np.float64), order(ys).astype(np.float64)  # (B, N*(1+K)) candidates, cells
+        k, hw = self.num_nb, h * w
+        idx = cls.reshape(b, n, hw).argmax(axis=2)                           # (B, N): each landmark's cell
+        # flat indices of the chosen cell in every map (plain fancy indexing: take_along_axis costs 3x here)
+        own = (np.arange(b * n).reshape(b, n) * hw + idx)                    # (B, N) into the (B*N*H*W) maps
+        nbs = ((np.arange(b * n).reshape(b, n, 1) * k + np.arange(k)) * hw + idx[..., None])   # (B, N, K)
+        peak = cls.reshape(-1)[own]
+        gx, gy = (idx % w).astype(np.float32), (idx // w).astype(np.float32)
+        # candidates in grid cells: merge's columns are the N own predictions, then landmark i's K neighbour
+        # predictions at N + i*K + slot, which is the order of the flattened (B, N, K) block
+        cx = np.concatenate([gx + ox.reshape(-1)[own], (gx[..., None] + nbx.reshape(-1)[nbs]).reshape(b, n * k)], 1)
+        cy = np.concatenate([gy + oy.reshape(-1)[own], (gy[..., None] + nby.reshape(-1)[nbs]).reshape(b, n * k)], 1)
+        merge = self._merge_numpy()
+        cx, cy = cx.astype(np.float64), cy.astype(np.float64)               # (B, N*(1+K))
         mx, my = cx @ merge, cy @ merge                                      # merged, (B, N)
         var = (cx * cx + cy * cy) @ merge - mx * mx - my * my                # weighted scatter around the mean
         spread = np.sqrt(np.maximum(var, 0.0))
