@@ -106,6 +106,28 @@ def test_same_boxes_same_landmarks_on_every_path_real_photo():
     np.testing.assert_array_equal(_points(lm(img, boxes=np.stack([f.box for f in faces]), box_rule="haar")), ref)
 
 
+@needs_shared
+def test_a_face_rolled_45_degrees_is_cropped_upright():
+    """Bundled mbv2 + YuNet on a 300-W photo turned by 45 degrees: the face is found, its crop levelled (the
+    Face keeps the keypoints' roll), and NME stays near the upright photo's; without levelling it is far off.
+    Passing the Faces back as boxes gives the same landmarks."""
+    from train.datasets import read_dataset
+    from train.rolled import roll_photo
+
+    s = read_dataset("300w", SHARED / "data" / "300w", "common")[0]
+    lm = zoo.load("pipnet_mbv2_300w", detector="yunet", backend="onnx")
+    nme = lambda f, gt: float(np.linalg.norm(f.landmarks - gt, axis=1).mean() / np.linalg.norm(gt[36] - gt[45]))
+    upright = nme(lm(s.load_image())[0], s.landmarks)
+    img, gt = roll_photo(s.load_image(), s.landmarks, 45)
+    faces = lm(img)
+    assert len(faces) == 1 and faces[0].roll < -np.radians(15)          # counter-clockwise on screen: y down
+    rolled = nme(faces[0], gt)
+    assert rolled < upright + 0.01, (rolled, upright)
+    np.testing.assert_array_equal(_points(lm(img, boxes=faces)), _points(faces))
+    lm.upright_from_deg = None                                          # the pipeline before: axis-aligned crops
+    assert nme(lm(img)[0], gt) > rolled + 0.02
+
+
 def test_boxes_edge_cases_and_plain_numbers_in_errors(mbv2):
     assert mbv2(face_image(), boxes=[]) == [] and mbv2(face_image(), boxes=np.zeros((0, 4))) == []
     with pytest.raises(zoo.ZooError) as e:

@@ -58,11 +58,54 @@ def gt_crop_box(landmarks: np.ndarray, scale: float = 1.1) -> np.ndarray:
     return np.concatenate([c - half, c + half], axis=-1).astype(np.float32)
 
 
-def crop_matrix(box: np.ndarray, size: int) -> np.ndarray:
-    """2x3 affine map from image pixels to the size x size crop of `box` (x0 y0 x1 y1)."""
+def rolled_crop_box(box: np.ndarray, rule: tuple[float, float, float, float], angle: float) -> np.ndarray:
+    """The crop box, in the face's own upright frame, for an axis-aligned detector box around a face rolled by
+    `angle` (radians, the eye line's slope): the upright face box (aspect sx/sy, the rule's square crop) that,
+    rolled, has the detector box's width + height; then the rule, its shift turned with the face. Crop it
+    with crop_matrix(..., angle)."""
+    dx, dy, sx, sy = rule
+    x0, y0, x1, y1 = (float(v) for v in box)
+    c, s = abs(np.cos(angle)), abs(np.sin(angle))
+    aspect = sx / sy
+    w0 = ((x1 - x0) + (y1 - y0)) / ((1 + aspect) * (c + s))
+    h0 = aspect * w0
+    ox, oy = dx * w0, dy * h0
+    cx = (x0 + x1) / 2 + np.cos(angle) * ox - np.sin(angle) * oy
+    cy = (y0 + y1) / 2 + np.sin(angle) * ox + np.cos(angle) * oy
+    return np.array([cx - sx * w0 / 2, cy - sy * h0 / 2, cx + sx * w0 / 2, cy + sy * h0 / 2], np.float32)
+
+
+def points_roll(points: np.ndarray, pair: tuple[int, int]) -> float:
+    """Radians: the slope of the line from point pair[0] to pair[1] (e.g. the outer eye corners)."""
+    d = np.asarray(points, np.float64)[pair[1]] - np.asarray(points, np.float64)[pair[0]]
+    return float(np.arctan2(d[1], d[0]))
+
+
+def rolled_landmark_box(points: np.ndarray, angle: float, scale: float = 1.1) -> np.ndarray:
+    """gt_crop_box of the landmarks in the frame rolled by `angle` (radians) about its own centre: the
+    training crop of a rolled face, for crop_matrix(..., angle)."""
+    pts = np.asarray(points, np.float64)
+    c0, c, s = pts.mean(0), np.cos(angle), np.sin(angle)
+    rel = pts - c0
+    level = np.stack([c * rel[:, 0] + s * rel[:, 1], -s * rel[:, 0] + c * rel[:, 1]], 1)   # turned by -angle
+    box = gt_crop_box(level, scale).astype(np.float64)
+    mid, half = (box[:2] + box[2:]) / 2, (box[2:] - box[:2]) / 2
+    centre = c0 + np.array([c * mid[0] - s * mid[1], s * mid[0] + c * mid[1]])               # back by +angle
+    return np.concatenate([centre - half, centre + half]).astype(np.float32)
+
+
+def crop_matrix(box: np.ndarray, size: int, angle: float = 0.0) -> np.ndarray:
+    """2x3 affine map from image pixels to the size x size crop of `box` (x0 y0 x1 y1); with `angle`, the box
+    is in a frame rolled by that angle about its centre, and the crop comes out upright."""
     x0, y0, x1, y1 = (float(v) for v in box)
     sx, sy = size / max(x1 - x0, 1e-6), size / max(y1 - y0, 1e-6)
-    return np.array([[sx, 0, -x0 * sx], [0, sy, -y0 * sy]], dtype=np.float64)
+    if not angle:
+        return np.array([[sx, 0, -x0 * sx], [0, sy, -y0 * sy]], dtype=np.float64)
+    cx, cy, c, s = (x0 + x1) / 2, (y0 + y1) / 2, np.cos(angle), np.sin(angle)
+    # image -> rotate by -angle about the centre -> the upright box -> crop pixels
+    rot = np.array([[c, s, cx - c * cx - s * cy], [-s, c, cy + s * cx - c * cy], [0, 0, 1]])
+    scale = np.array([[sx, 0, -x0 * sx], [0, sy, -y0 * sy], [0, 0, 1]])
+    return (scale @ rot)[:2]
 
 
 def warp(image: np.ndarray, matrix: np.ndarray, size: int) -> np.ndarray:
@@ -70,10 +113,11 @@ def warp(image: np.ndarray, matrix: np.ndarray, size: int) -> np.ndarray:
     return cv2.warpAffine(image, matrix, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
 
 
-def crop_faces(image: np.ndarray, boxes: np.ndarray, size: int) -> np.ndarray:
-    """(K, size, size, 3) uint8 crops of the (K,4) crop boxes."""
-    return np.stack([warp(image, crop_matrix(b, size), size) for b in boxes]) if len(boxes) else \
-        np.zeros((0, size, size, 3), np.uint8)
+def crop_faces(image: np.ndarray, boxes: np.ndarray, size: int, angles: np.ndarray | None = None) -> np.ndarray:
+    """(K, size, size, 3) uint8 crops of the (K,4) crop boxes (each rolled by its angle, when given)."""
+    angles = np.zeros(len(boxes)) if angles is None else angles
+    return np.stack([warp(image, crop_matrix(b, size, a), size) for b, a in zip(boxes, angles)]) if len(boxes) \
+        else np.zeros((0, size, size, 3), np.uint8)
 
 
 def normalise_crops(crops: np.ndarray, mean: Sequence[float], std: Sequence[float]) -> np.ndarray:
@@ -98,12 +142,18 @@ def normalise_tensor(x: torch.Tensor, mean: Sequence[float], std: Sequence[float
     return (x - m) / s
 
 
-def to_image_coords(norm_points: np.ndarray, boxes: np.ndarray) -> np.ndarray:
-    """(K,N,2) points in [0,1] crop coordinates -> image pixels of the (K,4) crop boxes."""
+def to_image_coords(norm_points: np.ndarray, boxes: np.ndarray, angles: np.ndarray | None = None) -> np.ndarray:
+    """(K,N,2) points in [0,1] crop coordinates -> image pixels of the (K,4) crop boxes (rolled by `angles`)."""
     boxes = np.asarray(boxes, dtype=np.float32)
     origin = boxes[:, None, :2]
     extent = boxes[:, None, 2:] - boxes[:, None, :2]
-    return (norm_points * extent + origin).astype(np.float32)
+    pts = norm_points * extent + origin
+    if angles is not None and np.any(angles):
+        centre = (boxes[:, None, :2] + boxes[:, None, 2:]) / 2
+        c, s = np.cos(angles)[:, None], np.sin(angles)[:, None]
+        rel = pts - centre
+        pts = centre + np.stack([c * rel[..., 0] - s * rel[..., 1], s * rel[..., 0] + c * rel[..., 1]], axis=-1)
+    return pts.astype(np.float32)
 
 
 def format_box(box) -> str:

@@ -128,17 +128,23 @@ class YuNetDetector:
             self.outputs = [o.name for o in self.session.get_outputs()]
 
     def __call__(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        boxes, scores, _ = self.detect(image)
+        return boxes, scores
+
+    def detect(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Boxes (K,4), scores (K,), best first, and each face's 5 keypoints (K,5,2): its eyes (image left,
+        then right), nose tip and mouth corners, in image pixels."""
         h, w = image.shape[:2]
         s = min(1.0, self.input_size / max(h, w))
         small = cv2.resize(image, (max(1, round(w * s)), max(1, round(h * s))), interpolation=cv2.INTER_AREA) \
             if s < 1.0 else image
         rows = self._detect_cv2(small) if self.runtime == "opencv" else self._detect_ort(small)
         if len(rows) == 0:
-            return _empty()
+            return (*_empty(), np.zeros((0, 5, 2), np.float32))
         xywh = rows[:, :4] / s
         boxes = np.concatenate([xywh[:, :2], xywh[:, :2] + xywh[:, 2:]], axis=1)
         order = np.argsort(-rows[:, -1], kind="stable")
-        return boxes[order], rows[order, -1].copy()
+        return boxes[order], rows[order, -1].copy(), (rows[order, 4:14] / s).reshape(-1, 5, 2)
 
     def _detect_cv2(self, small: np.ndarray) -> np.ndarray:
         size = (small.shape[1], small.shape[0])
