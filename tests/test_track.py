@@ -132,3 +132,24 @@ def test_bench_track_row_and_ratios(random_zoo):
     assert "track" in format_table(res) and "b:onnx-int8:x" in format_table(res)
     with pytest.raises(zoo.ZooError, match="no such row"):
         add_ratios(res, "nope")
+
+
+@needs_photo
+def test_tracker_keeps_a_rolled_face_upright_in_its_crops():
+    """A 300-W face rolled by 45 degrees and moving: tracked crops are levelled as detected ones are, and the
+    landmarks stay as good as the upright face's; with levelling off they are not."""
+    from train.rolled import roll_photo
+
+    lm = zoo.load("pipnet_mbv2_300w", detector="yunet", backend="onnx")
+    img, gt = zoo.load_image(PHOTO), read_pts(PHOTO.with_suffix(".pts"))
+    rolled, rgt = roll_photo(img, gt, 45)
+
+    def tracked_nme(image, truth_pts, upright):
+        lm.upright_from_deg = 15.0 if upright else None
+        clip, truth = moving_face_clip(image, truth_pts, n_frames=12, seed=3)
+        out = [f[0].landmarks for f in lm.track(clip, smooth=False)]
+        return float(np.mean(nme(np.stack(out), truth, lm.scheme)))
+
+    upright, levelled, plain = tracked_nme(img, gt, True), tracked_nme(rolled, rgt, True), tracked_nme(rolled, rgt, False)
+    assert levelled < upright + 0.01, (levelled, upright)
+    assert plain > levelled + 0.01, (plain, levelled)

@@ -192,12 +192,13 @@ class Landmarker:
         rolls = np.arctan2(eyes[:, 1], eyes[:, 0]).astype(np.float64)
         return boxes, scores, np.where(np.abs(rolls) >= np.radians(self.upright_from_deg), rolls, 0.0)
 
-    def predict_crops(self, image: np.ndarray, crop_boxes: np.ndarray, evidence: bool = False
-                      ) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
+    def predict_crops(self, image: np.ndarray, crop_boxes: np.ndarray, evidence: bool = False,
+                      rolls: np.ndarray | None = None) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
         """Landmarks (K,N,2) in image pixels for explicit crop boxes (evaluation: ground-truth crops); with
-        `evidence`, also each point's raw evidence (K,N,F) from the decode, which Confidence calibrates."""
+        `evidence`, also each point's raw evidence (K,N,F) from the decode, which Confidence calibrates. `rolls`
+        (K,) radians: each box is in a frame rolled by that angle (crop.rolled_landmark_box)."""
         self.timings = dict.fromkeys(STAGES, 0.0)
-        points, raw = self._predict(load_image(image), np.asarray(crop_boxes, np.float32).reshape(-1, 4))
+        points, raw = self._predict(load_image(image), np.asarray(crop_boxes, np.float32).reshape(-1, 4), rolls)
         return (points, raw) if evidence else points
 
     @property

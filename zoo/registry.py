@@ -238,6 +238,13 @@ def describe(entry: Entry) -> str:
     pin = e.hub.sha256[:12] + "…" if e.hub.sha256 else "none"
     lines.append(f"  weights   {e.hub.repo_id}/{e.hub.filename}, revision {e.hub.revision or 'unpinned'}, "
                  f"sha256 {pin}")
+    c = e.confidence
+    if c is not None:
+        valid = "" if c.sha256 == e.hub.sha256 else " (fitted for other weights: Face.scores stays None)"
+        tests = "; ".join(f"{k}: AUC {v['auc']:.2f}, ECE {v['ece']:.3f}" for k, v in c.measured.items()
+                          if not k.startswith("fit"))
+        lines.append(f"  scores    Face.scores from {' + '.join(c.features)}, fitted on {c.fitted_on} to predict a point "
+                     f"within {c.tolerance:g} x inter-ocular{valid}" + (f"; {tests}" if tests else ""))
     if e.release.get("file"):
         lines.append(f"  release   {release_command(e)}")
     if e.notes:

@@ -26,7 +26,7 @@ from typing import Any, Iterator
 import cv2
 import numpy as np
 
-from .crop import box_iou, gt_crop_box
+from .crop import box_iou, gt_crop_box, points_roll, rolled_landmark_box
 from .images import load_image
 from .face import Face
 from .registry import ZooError
@@ -198,8 +198,11 @@ class Tracker:
         h, w = img.shape[:2]
         scale = float(self.lm.entry.preprocess.gt_box_scale)
         fits = [similarity(t.reference, t.landmarks) for t in self.tracks]
-        crops = np.stack([gt_crop_box(t.reference @ a.T + b, scale) for t, (a, b) in zip(self.tracks, fits)])
-        points, evidence = self.lm.predict_crops(img, crops, evidence=True)
+        shapes = [t.reference @ a.T + b for t, (a, b) in zip(self.tracks, fits)]
+        rolls = np.array([self._roll(s) for s in shapes])
+        crops = np.stack([rolled_landmark_box(s, r, scale) if r else gt_crop_box(s, scale)
+                          for s, r in zip(shapes, rolls)])
+        points, evidence = self.lm.predict_crops(img, crops, evidence=True, rolls=rolls)
         conf = getattr(self.lm, "confidence", None)
         point_scores = conf(evidence) if conf is not None else [None] * len(points)
         kept = []
@@ -217,6 +220,15 @@ class Tracker:
                 kept.append(t)
         self.stats["lost"] += len(self.tracks) - len(kept)
         self.tracks = kept
+
+    def _roll(self, shape: np.ndarray) -> float:
+        """The roll to level a tracked face's crop by, as Landmarker levels a detected one (0 below its
+        `upright_from_deg`)."""
+        pair, limit = self.lm.scheme.norm_points, getattr(self.lm, "upright_from_deg", None)
+        if pair is None or limit is None:
+            return 0.0
+        r = points_roll(shape, pair)
+        return r if abs(r) >= np.radians(limit) else 0.0
 
     def _detect(self, img: np.ndarray) -> list[Face]:
         """Run the detector: detections matching a track confirm it (tracks no detection matches are dropped);
