@@ -82,3 +82,22 @@ def test_one_euro_smooths_a_less_trusted_point_harder():
     f(np.zeros((2, 2)), 0.0)
     out = f(np.ones((2, 2)), 1 / 30, trust=np.array([1.0, 0.25]))
     assert out[0, 0] > out[1, 0] > 0                                   # both follow the step; the doubted one less
+
+
+@pytest.mark.skipif(not __import__("fixtures_datasets").have_300w(), reason="shared/data/300w absent")
+def test_confidence_command_on_real_faces(tmp_path, capsys):
+    """train.confidence end to end on a few real 300-W faces with the bundled mbv2: a calibration for this
+    weight (its sha256, both features), measured, plotted; the peak-only ablation cannot be written."""
+    import fixtures_datasets as fx
+    from train.confidence import main
+
+    fx.write_300w(tmp_path, per_folder=3)
+    assert main(["pipnet_mbv2_300w", "--data", str(tmp_path), "--fit", "300w/train", "--test", "300w/common",
+                 "--plot", str(tmp_path / "plots"), "--no-progress"]) == 0
+    conf = json.loads(capsys.readouterr().out)
+    assert conf["sha256"] == zoo.card("pipnet_mbv2_300w").hub.sha256
+    assert conf["features"] == ["peak", "log_spread"] and len(conf["weights"]) == 2
+    assert 0.0 <= conf["measured"]["300w/common"]["auc"] <= 1.0
+    assert (tmp_path / "plots" / "pipnet_mbv2_300w.png").stat().st_size > 1000
+    with pytest.raises(SystemExit):
+        main(["pipnet_mbv2_300w", "--data", str(tmp_path), "--fit", "300w/train", "--peak-only", "--write"])

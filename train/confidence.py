@@ -143,28 +143,38 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--tolerance", type=float, default=TOLERANCE)
     p.add_argument("--plot", type=Path, help="folder for NAME.png, the reliability diagram")
     p.add_argument("--write", action="store_true", help="store the calibration in the registry entry")
+    p.add_argument("--peak-only", action="store_true",
+                   help="ablation: fit on the score-map peak alone (PIPNet's scatter left out); not with --write")
     p.add_argument("--no-progress", action="store_true")
     a = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     entry = registry.get(a.name)
     if not entry.hub.sha256:
         p.error(f"{a.name} has no published weights to calibrate")
+    if a.peak_only and a.write:
+        p.error("--peak-only is an ablation: the zoo's decode gives every feature, so it cannot be written")
     lm = load_landmarker(a.name)
-    fit = [evidence_and_errors(lm, read_split(a.data, s), not a.no_progress) for s in a.fit]
+    keep = 1 if a.peak_only else None                 # the peak is always the first feature
+
+    def gather(spec: str) -> tuple[np.ndarray, np.ndarray]:
+        ev, err = evidence_and_errors(lm, read_split(a.data, spec), not a.no_progress)
+        return ev[..., :keep], err
+
+    fit = [gather(s) for s in a.fit]
     x, e = (np.concatenate([f[i].reshape(-1, *f[i].shape[2:]) for f in fit]) for i in (0, 1))
     ok = np.isfinite(e)
     weights, bias = fit_logistic(x[ok], (e[ok] < a.tolerance).astype(np.float64))
     command = "python -m train.confidence " + shlex.join([str(v) for v in (argv if argv is not None else sys.argv[1:])])
     conf = Confidence(tuple(round(v, 5) for v in weights), round(bias, 5), a.tolerance, entry.hub.sha256,
-                      lm.model.EVIDENCE, " + ".join(a.fit), command)
+                      lm.model.EVIDENCE[:keep], " + ".join(a.fit), command)
     results = {"fit: " + " + ".join(a.fit): measure(conf, x, e)}
     for spec in a.test:
-        results[spec] = measure(conf, *evidence_and_errors(lm, read_split(a.data, spec), not a.no_progress))
+        results[spec] = measure(conf, *gather(spec))
     for label, r in results.items():
         log.info("%s %s: %d points, %.1f%% good, AUC %.3f, ECE %.3f", a.name, label, r["points"],
                  100 * r["good_rate"], r["auc"], r["ece"])
     conf = replace(conf, measured={k: {m: v for m, v in r.items() if m != "reliability"} for k, r in results.items()})
-    if a.plot:
+    if a.plot and not a.peak_only:
         plot(a.name, results, a.plot / f"{a.name}.png")
         (a.plot / f"{a.name}.json").write_text(json.dumps({"confidence": asdict(conf), "results": results}, indent=1))
     if a.write:
