@@ -148,3 +148,17 @@ def test_ablation_table_reads_what_each_run_measured(tmp_path):
     table = ablation_markdown(runs)
     assert "| none | - | 0 | 0 | 5.10 | 1.00 | 0.500 | 10 | `python -m train mobilefan_300w --out runs/none` |" in table
     assert "| both | pipnet_r18_300w | 1.0 | 1.0 | 4.70 |" in table
+
+
+def test_card_says_whose_labels_a_peer_taught_model_learned_from(tmp_path):
+    import json
+
+    from train.card import pseudo_label_note
+
+    (tmp_path / "summary.json").write_text(json.dumps({
+        "teachers": ["pfld_ghostone", "mediapipe_98"], "faces": 10, "kept": 8, "kept_unlabelled": 5,
+        "val_nme": {"pfld_ghostone": 0.05, "combined": 0.04}, "val": ["wflw/fewshot_val"], "command": "python -m x"}))
+    note = pseudo_label_note(tmp_path / "pool.npz")
+    assert "pfld_ghostone and mediapipe_98" in note and "learned from labels made by other models" in note
+    assert "combined 4.00%" in note and "`python -m x`" in note
+    assert "was not found" in pseudo_label_note(tmp_path / "elsewhere" / "pool.npz")

@@ -1,6 +1,8 @@
 """The training part of a model card, from a folder's config.json (recipe + training record)."""
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
 
 from .recipes import FEWSHOT_NOTE, SCRATCH_NOTE
@@ -46,6 +48,8 @@ def training_markdown(config: dict[str, Any]) -> str:
             s0 = st["start_record"]
             lines.append(f"- The starting model (round 0): {s0['epochs']} epochs of this recipe on {s0['data']}, "
                          f"started from {s0['init']}.")
+    for pool in r.get("pseudo") or []:
+        lines.append(pseudo_label_note(Path(pool)))
     if t.get("commands"):
         lines.append("- Reproduce: " + ", then ".join(f"`{c}`" for c in t["commands"]) + ".")
     if r.get("teacher") and (r.get("fa_weight") or r.get("fs_weight")):
@@ -64,3 +68,18 @@ def batch_text(recipe: dict[str, Any], training: dict[str, Any]) -> str:
         return f"batch {per}"
     return (f"global batch {training.get('global_batch')} ({per} per device x {procs} process(es) x {accum} "
             f"accumulated), learning rate scaled linearly from {recipe.get('lr')} to {training.get('lr')}")
+
+
+def pseudo_label_note(pool: Path) -> str:
+    """Whose labels a peer-taught model learned from, from the pool's summary.json (train.teachers)."""
+    summary = pool.parent / "summary.json"
+    if not summary.is_file():
+        return f"- Peer-taught: pseudo-labels from `{pool}` (its summary.json was not found at publishing time)."
+    d = json.loads(summary.read_text())
+    val = ", ".join(f"{k} {100 * v:.2f}%" for k, v in d.get("val_nme", {}).items())
+    return (f"- **Peer-taught: this model learned from labels made by other models**, {' and '.join(d['teachers'])}, "
+            f"combined per point with reliability weights (agreement between the teachers and with their mirror "
+            f"image): {d['kept']} faces kept of {d['faces']} ({d['kept_unlabelled']} from unlabelled photos; the "
+            f"rest are labelled training faces whose missing points the teachers filled). The teachers' NME on "
+            f"held-out faces ({' + '.join(d.get('val', []))}): {val}. No test photo is in the pool. "
+            f"Pool: `{d.get('command', '')}`.")
