@@ -32,7 +32,7 @@ from zoo.cpu import configure, default_threads
 from zoo.registry import ZooError
 from zoo.track import Tracker
 
-from . import compare, render
+from . import browser, compare, render
 from .models import CACHE, DETECTORS, available_detectors, available_models, is_peer, uses_own_detector
 
 log = logging.getLogger(__name__)
@@ -552,10 +552,28 @@ class _LiveView:
         return self.lm(*args, **kwargs)
 
 
+def browser_live_page() -> str | None:
+    """The in-browser live page's URL (space/browser.py), its graphs exported and served; None when it is off
+    (SPACE_BROWSER_LIVE=0) or nothing could be exported."""
+    if os.environ.get("SPACE_BROWSER_LIVE", "1") == "0":
+        return None
+    folder = WORK_DIR / "browser"
+    try:
+        config = browser.prepare(folder)
+    except Exception:  # noqa: BLE001 - the page is an extra: the server path stays
+        log.exception("in-browser live view not prepared")
+        return None
+    if config is None:
+        return None
+    gr.set_static_paths(browser.static_paths(folder))
+    return browser.page_url(config)
+
+
 def build_demo(cache=None, detectors=None, precompute: bool | None = None) -> gr.Blocks:
     """The Blocks app (handlers in `demo.handlers`). `precompute` (default: $SPACE_PRECOMPUTE, on) computes the
     first example at start-up in a background thread."""
     h = Handlers(cache, detectors)
+    live_page = browser_live_page()
     models_here, dets_here = h.models_here, h.dets_here
     choices = [(_model_label(m), m) for m in models_here]
     intro = (f"# {TITLE}\nCompare face-landmark models on your photos: every model on one picture in its own "
@@ -636,6 +654,17 @@ def build_demo(cache=None, detectors=None, precompute: bool | None = None) -> gr
                 cards = gr.Markdown(h.cards_md(h.default_models), elem_id="cards")
             api_button = gr.Button(visible=False)       # the documented /compare endpoint (errors raise)
 
+        with gr.Tab("Live in your browser"):
+            if live_page:
+                gr.Markdown("YuNet and the model run **in your browser** (onnxruntime-web, served by this Space: "
+                            "nothing is loaded from elsewhere, and no frame leaves your machine), with the "
+                            "preprocessing and decode `zoo` uses. Press *Start camera*; switch the model at any "
+                            "time. The **Live webcam** tab runs the same on the server, where a browser cannot.",
+                            elem_id="browser_note")
+                gr.HTML(f'<iframe src="{live_page}" title="Live landmarks in your browser" allow="camera; autoplay" '
+                        'style="width:100%;height:640px;border:0" id="browser_live"></iframe>')
+            else:
+                gr.Markdown("The in-browser view is off here (no fast model could be exported); use **Live webcam**.")
         with gr.Tab("Live webcam"):
             gr.Markdown("One model on your webcam, drawn as on the Compare tab (frames are throttled). **One "
                         "stream runs at a time:** while another visitor streams, the picture shows your place in "
