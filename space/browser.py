@@ -17,7 +17,7 @@ from zoo.detectors import load_detector
 
 log = logging.getLogger(__name__)
 STATIC = Path(__file__).with_name("static")
-BROWSER_MODELS = ("pipnet_mbv2_300w", "pipnet_mbv2_wflw")     # the fast entries; r18 is 3x slower in wasm
+BROWSER_MODELS = ("pipnet_mbv2_300w", "pipnet_mbv2_wflw", "mobilefan_300w")   # the small entries; r18 is 3x slower
 # The page's tracking: the detector runs while no face is held and every REDETECT frames; One Euro smoothing.
 TRACKING = {"redetect_every": 30, "min_cutoff": 1.0, "beta": 10.0, "d_cutoff": 1.0, "min_mean_peak": 0.2}
 

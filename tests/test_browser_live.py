@@ -21,7 +21,7 @@ pytestmark = [pytest.mark.skipif(not CHROMIUM.is_file(), reason="chromium not in
               pytest.mark.skipif(not PHOTO.is_file(), reason="../shared/data/300w not present")]
 sync_api = pytest.importorskip("playwright.sync_api")
 MODEL = "pipnet_mbv2_300w"
-PARITY_PX = 1.0          # mean landmark distance, browser vs zoo, in pixels of a ~250-px face (measured 0.22)
+PARITY_PX = 1.0     # mean landmark distance, browser vs zoo, pixels of a ~250-px face (measured 0.22 to 0.65)
 
 
 @pytest.fixture(scope="module")
@@ -29,7 +29,7 @@ def site(tmp_path_factory):
     """The page, onnxruntime-web, the exported graph and config.json under one loopback HTTP server."""
     root = tmp_path_factory.mktemp("site")
     shutil.copyfile(PHOTO, root / "photo.jpg")
-    server, base, page_url = live.serve_site(root, models=[MODEL])
+    server, base, page_url = live.serve_site(root)
     yield root, base, page_url
     server.shutdown()
 
@@ -58,9 +58,10 @@ def page(site, tmp_path_factory):
         ctx.close()
 
 
-def test_a_photo_in_the_browser_gives_zoos_landmarks(page):
-    got = page.evaluate(f"async () => await window.zooRunImage('/photo.jpg', '{MODEL}')")
-    ref = zoo.load(MODEL, backend="onnx", detector="yunet")(PHOTO)
+@pytest.mark.parametrize("name", live.BROWSER_MODELS)
+def test_a_photo_in_the_browser_gives_zoos_landmarks(page, name):
+    got = page.evaluate(f"async () => await window.zooRunImage('/photo.jpg', '{name}')")
+    ref = zoo.load(name, backend="onnx", detector="yunet")(PHOTO)
     assert len(got["faces"]) == len(ref) >= 1
     for g, r in zip(got["faces"], ref):
         pts = np.asarray(g["landmarks"])
@@ -72,6 +73,7 @@ def test_a_photo_in_the_browser_gives_zoos_landmarks(page):
 
 def test_the_fake_camera_is_tracked_and_drawn_in_the_page(page, site):
     _, url, _ = site
+    page.select_option("#model", MODEL)
     page.click("#start")
     page.wait_for_function("() => window.zooStats().frames >= 40 && window.zooStats().last")
     stats = page.evaluate("window.zooStats()")
