@@ -14,6 +14,8 @@ import numpy as np
 
 import zoo
 from zoo.detectors import load_detector
+from zoo.draw import LOW_CONFIDENCE
+from zoo.nets.pipnet import SPREAD_FLOOR
 
 log = logging.getLogger(__name__)
 STATIC = Path(__file__).with_name("static")
@@ -34,7 +36,11 @@ def model_config(lm: zoo.Landmarker, onnx: str) -> dict[str, Any]:
                            "mean": list(p.mean), "std": list(p.std), "gt_box_scale": p.gt_box_scale,
                            "num_points": lm.scheme.num_points,
                            "contours": [{"indices": list(c.indices), "closed": c.closed} for c in lm.scheme.contours]}
+    conf = lm.confidence                    # None unless fitted for this very weight file
+    out["confidence"] = {"weights": list(conf.weights), "bias": conf.bias, "features": list(conf.features)} \
+        if conf is not None else None
     if lm.entry.arch == "pipnet":
+        out["spread_floor"] = SPREAD_FLOOR
         merge = lm.model.merge.detach().cpu().numpy()
         out["num_nb"] = int(lm.model.num_nb)
         out["merge"] = [[[int(c), float(merge[j, c])] for c in np.flatnonzero(merge[j])] for j in range(len(merge))]
@@ -53,7 +59,7 @@ def prepare(folder: Path, models: Sequence[str] = BROWSER_MODELS, url_of: Callab
         "detector": {"name": det.name, "onnx": url_of(det_file), "input_size": 320,
                      "score_threshold": det.score_threshold, "nms_threshold": det.nms_threshold,
                      "crop_rule": list(det.crop_rule)},
-        "tracking": TRACKING, "models": {}}
+        "tracking": TRACKING, "low_confidence": LOW_CONFIDENCE, "models": {}}
     for name in models:
         try:
             lm = zoo.load(name, backend="onnx", detector=None)

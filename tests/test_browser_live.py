@@ -68,6 +68,8 @@ def test_a_photo_in_the_browser_gives_zoos_landmarks(page, name):
         assert pts.shape == r.landmarks.shape
         assert np.abs(np.asarray(g["box"]) - r.box).max() < 4.0                    # YuNet on a browser-resized copy
         assert np.linalg.norm(pts - r.landmarks, axis=1).mean() < PARITY_PX
+        if r.scores is not None:                                                # Face.scores, same calibration
+            assert np.abs(np.asarray(g["scores"]) - r.scores).mean() < 0.05
     assert got["ms"]["model"] > 0
 
 

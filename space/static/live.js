@@ -108,13 +108,15 @@ function decodePipnet(out, m) {
       candY[n + j * k + s] = gy + nby[(j * k + s) * hw + best];
     }
   }
-  const pts = [];
+  const pts = [], evidence = [];
   for (let j = 0; j < n; j++) {
-    let x = 0, y = 0;
-    for (const [c, wgt] of m.merge[j]) { x += wgt * candX[c]; y += wgt * candY[c]; }
+    let x = 0, y = 0, sq = 0;
+    for (const [c, wgt] of m.merge[j]) { x += wgt * candX[c]; y += wgt * candY[c]; sq += wgt * (candX[c] ** 2 + candY[c] ** 2); }
     pts.push([x / W, y / H]);
+    // the candidates' scatter around their merged mean (grid cells): Face.scores' second feature
+    evidence.push([peak[j], Math.log(Math.sqrt(Math.max(sq - x * x - y * y, 0)) + m.spread_floor)]);
   }
-  return { pts, peak };
+  return { pts, peak, evidence };
 }
 
 function decodeHeatmaps(out) {          // zoo.nets.decode.decode_heatmaps (MobileFAN)
@@ -128,7 +130,13 @@ function decodeHeatmaps(out) {          // zoo.nets.decode.decode_heatmaps (Mobi
     const dy = y > 0 && y < H - 1 ? Math.sign(at(j, x, y + 1) - at(j, x, y - 1)) : 0;
     pts.push([(x + 0.25 * dx + 0.5) / W, (y + 0.25 * dy + 0.5) / H]); peak.push(bv);
   }
-  return { pts, peak };
+  return { pts, peak, evidence: peak.map((v) => [v]) };
+}
+
+// zoo.registry.Confidence: sigmoid(weights . evidence + bias), or null where the entry has no calibration
+function scores(evidence, conf) {
+  if (!conf) return null;
+  return evidence.map((e) => 1 / (1 + Math.exp(-(e.reduce((a, v, i) => a + v * conf.weights[i], 0) + conf.bias))));
 }
 
 async function landmarks(source, cropBox) {
@@ -137,10 +145,10 @@ async function landmarks(source, cropBox) {
   const t1 = now();
   const out = await sessions[current].run({ input: x });
   const t2 = now();
-  const { pts, peak } = m.arch === "pipnet" ? decodePipnet(out, m) : decodeHeatmaps(out);
+  const { pts, peak, evidence } = m.arch === "pipnet" ? decodePipnet(out, m) : decodeHeatmaps(out);
   const [x0, y0, x1, y1] = cropBox;
   const image = pts.map(([u, v]) => [x0 + u * (x1 - x0), y0 + v * (y1 - y0)]);
-  return { image, peak, ms: { preprocess: t1 - t0, model: t2 - t1, decode: now() - t2 } };
+  return { image, peak, scores: scores(evidence, m.confidence), ms: { preprocess: t1 - t0, model: t2 - t1, decode: now() - t2 } };
 }
 
 // One frame the way zoo.load(name)(image) does it: every face the detector finds, under its crop rule.
@@ -150,7 +158,7 @@ async function runImage(source, w, h) {
   for (const f of faces) {
     const r = await landmarks(source, detectorCropBox(f.box, config.detector.crop_rule));
     for (const k of ["preprocess", "model", "decode"]) ms[k] += r.ms[k];
-    out.push({ box: f.box, score: f.score, landmarks: r.image });
+    out.push({ box: f.box, score: f.score, landmarks: r.image, scores: r.scores });
   }
   return { faces: out, ms };
 }
@@ -185,20 +193,21 @@ async function trackFrame(source, w, h, t) {
     state.track = faces.length ? { crop: detectorCropBox(faces[0].box, config.detector.crop_rule),
                                    filter: state.track ? state.track.filter : new OneEuro(tr.min_cutoff, tr.beta, tr.d_cutoff) } : null;
   }
-  if (!state.track) return { pts: null, ms };
+  if (!state.track) return { pts: null, scores: null, ms };
   const r = await landmarks(source, state.track.crop);
   for (const k of ["preprocess", "model", "decode"]) ms[k] = r.ms[k];
   const meanPeak = r.peak.reduce((a, b) => a + b, 0) / r.peak.length;
   const m = config.models[current];
-  if (meanPeak < tr.min_mean_peak) { state.track = null; return { pts: null, ms }; }   // lost: detect next frame
+  if (meanPeak < tr.min_mean_peak) { state.track = null; return { pts: null, scores: null, ms }; }   // lost
   const box = landmarkCropBox(r.image, m.gt_box_scale);
   state.track.crop = box;
   const pts = state.track.filter.filter(r.image, t, Math.max(box[2] - box[0], box[3] - box[1]));
-  return { pts, ms };
+  return { pts, scores: r.scores, ms };
 }
 
 // ---------------------------------------------------------------------------------------------- drawing
-function draw(ctx, pts, contours) {
+// zoo.draw: a point the model doubts (score under config.low_confidence) is a hollow ring
+function draw(ctx, pts, contours, pointScores) {
   if (!pts) return;
   ctx.strokeStyle = "#40c840"; ctx.fillStyle = "#40c840"; ctx.lineWidth = 1.5;
   for (const c of contours) {
@@ -207,7 +216,11 @@ function draw(ctx, pts, contours) {
     if (c.closed) ctx.closePath();
     ctx.stroke();
   }
-  for (const [x, y] of pts) { ctx.beginPath(); ctx.arc(x, y, 2, 0, 2 * Math.PI); ctx.fill(); }
+  pts.forEach(([x, y], i) => {
+    ctx.beginPath();
+    if (pointScores && pointScores[i] < config.low_confidence) { ctx.arc(x, y, 3, 0, 2 * Math.PI); ctx.stroke(); }
+    else { ctx.arc(x, y, 2, 0, 2 * Math.PI); ctx.fill(); }
+  });
 }
 
 async function loop() {
@@ -218,12 +231,12 @@ async function loop() {
       const w = video.videoWidth, h = video.videoHeight;
       if (view.width !== w) { view.width = w; view.height = h; }
       ctx.drawImage(video, 0, 0, w, h);
-      const t = now() / 1000, { pts, ms } = await trackFrame(view, w, h, t);
-      draw(ctx, pts, config.models[current].contours);
+      const t = now() / 1000, { pts, scores: sc, ms } = await trackFrame(view, w, h, t);
+      draw(ctx, pts, config.models[current].contours, sc);
       const dt = now() - last; last = now();
       const st = state.stats;
       st.frames += 1; st.fps = st.fps ? 0.9 * st.fps + 0.1 * (1000 / dt) : 1000 / dt; st.ms = ms;
-      st.last = pts;
+      st.last = pts; st.lastScores = sc;
       $("stats").textContent = `${current} | ${st.fps.toFixed(1)} FPS | detect ${ms.detect.toFixed(1)} ms, ` +
         `preprocess ${ms.preprocess.toFixed(1)}, model ${ms.model.toFixed(1)}, decode ${ms.decode.toFixed(1)} | ` +
         `detector ran on ${st.detections} of ${st.frames} frames | onnxruntime-web (wasm) in this browser`;
