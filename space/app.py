@@ -33,7 +33,8 @@ from zoo.registry import ZooError
 from zoo.track import Tracker
 
 from . import browser, compare, render
-from .models import CACHE, DETECTORS, available_detectors, available_models, is_peer, uses_own_detector
+from .models import (BACKENDS, CACHE, DEFAULT_BACKEND, DETECTORS, available_detectors, available_models, is_peer,
+                     uses_own_detector)
 
 log = logging.getLogger(__name__)
 
@@ -43,10 +44,6 @@ SHARED = Path(os.environ.get("SPACE_SHARED_DIR", Path(__file__).resolve().parent
 SHIPPED_PHOTO = Path(__file__).with_name("examples") / "astronaut.jpg"     # public domain: see examples/README.md
 KEEP_S = 3600                                   # result files older than this are deleted
 DEFAULT_MAX_FACES = 8
-# onnxruntime first: on these CPUs it runs the zoo's networks about twice as fast as torch (`zoo bench`). int8
-# needs calibration faces (../shared or $ZOO_CALIB_DATA); without them it runs the fp32 graph, with a warning.
-BACKENDS = ("onnx", "onnx-int8", "torch")
-DEFAULT_BACKEND = "onnx"
 
 # System fonts only: the page makes no request outside this server (no web fonts, no CDN).
 SYSTEM_FONT = ["ui-sans-serif", "system-ui", "-apple-system", "Segoe UI", "Roboto", "Helvetica", "Arial", "sans-serif"]

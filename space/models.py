@@ -33,7 +33,10 @@ log = logging.getLogger(__name__)
 # Peers offered beside the zoo models (zoo.peers): dlib on its own HOG detector, PFLD-GhostOne when its file is here.
 SPACE_PEERS = ("dlib", "pfld_ghostone", "mediapipe")
 OWN_DETECTOR = ("dlib", "mediapipe")   # these find their own faces: the shared detector's boxes are not used
-BACKENDS = ("torch", "onnx")
+# onnxruntime first: on these CPUs it runs the zoo's networks about twice as fast as torch (`zoo bench`). int8
+# needs calibration faces (../shared or $ZOO_CALIB_DATA); without them it runs the fp32 graph, with a warning.
+BACKENDS = ("onnx", "onnx-int8", "torch")
+DEFAULT_BACKEND = "onnx"
 
 
 # ------------------------------------------------------------------------------------------ availability
