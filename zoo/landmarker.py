@@ -28,9 +28,12 @@ Boxes = Union[Sequence[Sequence[float]], np.ndarray, Sequence[Face]]
 class Landmarker:
     """A ready landmarker. `backend` is "torch" or "onnx" (then `runner` runs the exported graph).
 
-    A face its detector's eye keypoints show rolled by at least `upright_from_deg` (YuNet gives them) is
-    cropped upright and its landmarks turned back: the networks were trained on faces within about 30
-    degrees of level. None: axis-aligned crops always."""
+    Faces are cropped level: by the detector's eye keypoints where it gives them (YuNet), then, where the
+    landmarks' own eye line still shows a roll of `upright_from_deg` or more, once or twice more from those
+    landmarks; the landmarks are turned back. The networks were trained on faces within about 30 degrees of
+    level. None: axis-aligned crops, one pass (the pipeline before). Chosen on 300-W's held-out `val` photos
+    (python -m train.rolled ... --split val): keypoints on every face and a second pass from 15 degrees.
+    """
 
     upright_from_deg: float | None = 15.0
 
@@ -159,16 +162,16 @@ class Landmarker:
 
     def _relevel(self, img: np.ndarray, points: np.ndarray, evidence: np.ndarray, rolls: np.ndarray,
                  rounds: int = 2) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Faces whose landmarks (or detector keypoints) show a roll of `upright_from_deg` or more, once more
-        from the training crop of those landmarks levelled by their own eye line; a second round where that
-        turned the crop by over 5 degrees. A detector's keypoints underestimate large rolls (YuNet's gave
-        -8 to -40 degrees on 300-W faces rolled by -45), and its box places a rolled face only roughly."""
+        """Faces whose landmarks show a roll of `upright_from_deg` or more, once more from the training crop of
+        those landmarks levelled by their own eye line; a second round where that turned the crop by over 5
+        degrees. A detector's keypoints underestimate large rolls (YuNet's gave -8 to -40 degrees on 300-W
+        faces rolled by -45), and its box places a rolled face only roughly."""
         pair = self.scheme.norm_points
         if self.upright_from_deg is None or pair is None:
             return points, evidence, rolls
         points, evidence, rolls = points.copy(), evidence.copy(), np.asarray(rolls, np.float64).copy()
         seen = np.array([crop.points_roll(p, pair) for p in points])
-        redo = np.flatnonzero((rolls != 0) | (np.abs(seen) >= np.radians(self.upright_from_deg)))
+        redo = np.flatnonzero(np.abs(seen) >= np.radians(self.upright_from_deg))
         for _ in range(rounds):
             if not len(redo):
                 break
@@ -181,8 +184,8 @@ class Landmarker:
         return points, evidence, rolls
 
     def _detect(self, img: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """The detector's boxes and scores, and the roll to level each crop by: from the eye keypoints of a
-        detector that gives them (its `detect`), where at least `upright_from_deg`; else 0."""
+        """The detector's boxes and scores, and the roll to level each first crop by: from the eye keypoints of
+        a detector that gives them (its `detect`); else 0."""
         det = self.detector
         if self.upright_from_deg is None or not callable(getattr(det, "detect", None)):
             boxes, scores = det(img)
@@ -190,7 +193,7 @@ class Landmarker:
         boxes, scores, kps = det.detect(img)
         eyes = kps[:, 1] - kps[:, 0]
         rolls = np.arctan2(eyes[:, 1], eyes[:, 0]).astype(np.float64)
-        return boxes, scores, np.where(np.abs(rolls) >= np.radians(self.upright_from_deg), rolls, 0.0)
+        return boxes, scores, rolls
 
     def predict_crops(self, image: np.ndarray, crop_boxes: np.ndarray, evidence: bool = False,
                       rolls: np.ndarray | None = None) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
