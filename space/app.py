@@ -503,11 +503,11 @@ class Handlers:
         """A frame without tracking: the shared detector (or the whole frame, or a peer's own detector) each time."""
         inp = compare.InputImage("webcam", img, 1.0, (img.shape[1], img.shape[0]))
         own = uses_own_detector(model) and not whole_image
-        boxes, _, det_ms, _ = (np.zeros((0, 4), np.float32), None, 0.0, 0) if own else \
+        boxes, _, det_ms, _, rolls = (np.zeros((0, 4), np.float32), None, 0.0, 0, np.zeros(0)) if own else \
             compare.detect(inp, detector, bool(whole_image), self.detectors, max_faces=4)
         with self.cache.use(model, backend) as lm:
-            faces = lm(img, max_faces=4) if own else (lm(img, boxes=boxes, box_rule=None if whole_image else detector)
-                                                      if len(boxes) else [])
+            faces = lm(img, max_faces=4) if own else (
+                lm(img, boxes=boxes, box_rule=None if whole_image else detector, rolls=rolls) if len(boxes) else [])
             t = dict(lm.timings)
         if not own and len(boxes) == 0:
             return render.caption(img, f"no face ({detector}, {det_ms:.0f} ms)")
@@ -524,8 +524,12 @@ class _SpaceDetector:
         self.detectors, self.name = detectors, name
 
     def __call__(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        boxes, scores, _ = self.detectors.detect(self.name, image)
+        boxes, scores, _, _ = self.detectors.detect(self.name, image)
         return boxes, scores
+
+    def detect_rolls(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        boxes, scores, _, rolls = self.detectors.detect(self.name, image)
+        return boxes, scores, rolls
 
 
 class _LiveView:

@@ -520,15 +520,16 @@ def disagreement(a: np.ndarray, b: np.ndarray, scheme: Scheme) -> float:
 
 
 def detect(inp: InputImage, detector: str, whole_image: bool, detectors: DetectorCache,
-           max_faces: int = MAX_FACES, score_threshold: float = 0.0) -> tuple[np.ndarray, np.ndarray, float, int]:
-    """(boxes, scores, ms, faces found before the threshold and max_faces) of the shared detector."""
+           max_faces: int = MAX_FACES, score_threshold: float = 0.0
+           ) -> tuple[np.ndarray, np.ndarray, float, int, np.ndarray]:
+    """(boxes, scores, ms, faces found before the threshold and max_faces, rolls) of the shared detector."""
     h, w = inp.image.shape[:2]
     if whole_image:
-        return np.array([[0, 0, w, h]], np.float32), np.ones(1, np.float32), 0.0, 1
-    boxes, scores, ms = detectors.detect(detector, inp.image)
+        return np.array([[0, 0, w, h]], np.float32), np.ones(1, np.float32), 0.0, 1, np.zeros(1)
+    boxes, scores, ms, rolls = detectors.detect(detector, inp.image)
     keep = scores >= score_threshold
     found = len(boxes)
-    return boxes[keep][:max_faces], scores[keep][:max_faces], ms, found
+    return boxes[keep][:max_faces], scores[keep][:max_faces], ms, found, rolls[keep][:max_faces]
 
 
 def validate_choice(models: Sequence[str], available: Sequence[str]) -> list[str]:
@@ -596,7 +597,8 @@ def run_comparison(images: list[InputImage], models: Sequence[str], detector: st
         check_ground_truth_points(images, report.schemes)
         for inp in images:
             progress(done / steps, f"detecting faces in {inp.name}")
-            boxes, scores, det_ms, found = detect(inp, detector, whole_image, detectors, max_faces, score_threshold)
+            boxes, scores, det_ms, found, rolls = detect(inp, detector, whole_image, detectors, max_faces,
+                                                         score_threshold)
             done += 1
             res = ImageResult(inp, boxes, scores, det_ms, found=found)
             report.results.append(res)
@@ -618,7 +620,7 @@ def run_comparison(images: list[InputImage], models: Sequence[str], detector: st
                         run = _timed_runs(lm, inp.image, repeats, max_faces=max_faces)
                     else:
                         run = _timed_runs(lm, inp.image, repeats, boxes=boxes,
-                                          box_rule=None if whole_image else detector)
+                                          box_rule=None if whole_image else detector, rolls=rolls)
                 run.own_detector = own
                 if not own:
                     run.timings["detect"] = det_ms

@@ -253,14 +253,18 @@ class DetectorCache:
         with self._lock:
             return self._dets.setdefault(name, (det, threading.Lock()))
 
-    def detect(self, name: str, image: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
-        """(boxes (K,4), scores (K,), milliseconds) on an RGB image."""
+    def detect(self, name: str, image: np.ndarray) -> tuple[np.ndarray, np.ndarray, float, np.ndarray]:
+        """(boxes (K,4), scores (K,), milliseconds, rolls (K,)) on an RGB image; each face's roll (radians,
+        from the detector's eye keypoints; 0 without) levels its crop as zoo.load(name)(image) does."""
+        from zoo.detectors import detect_rolls
+
         det, lock = self._get(name)
         with lock:
             t0 = time.perf_counter()
-            boxes, scores = det(image)
+            boxes, scores, rolls = detect_rolls(det, image)
             ms = (time.perf_counter() - t0) * 1000.0
-        return np.asarray(boxes, np.float32).reshape(-1, 4), np.asarray(scores, np.float32).reshape(-1), ms
+        return (np.asarray(boxes, np.float32).reshape(-1, 4), np.asarray(scores, np.float32).reshape(-1), ms,
+                np.asarray(rolls, np.float64).reshape(-1))
 
 
 CACHE = ModelCache.from_env()

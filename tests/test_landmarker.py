@@ -124,6 +124,10 @@ def test_a_face_rolled_45_degrees_is_cropped_upright():
     rolled = nme(faces[0], gt)
     assert rolled < upright + 0.01, (rolled, upright)
     np.testing.assert_array_equal(_points(lm(img, boxes=faces)), _points(faces))
+    np.testing.assert_array_equal(_points(lm(img, boxes=[f.box for f in faces], box_rule="yunet",
+                                             rolls=[f.roll for f in faces])), _points(faces))
+    with pytest.raises(zoo.ZooError, match="one finite angle"):
+        lm(img, boxes=[f.box for f in faces], rolls=[0.1, 0.2])
     lm.upright_from_deg = None                                          # the pipeline before: axis-aligned crops
     assert nme(lm(img)[0], gt) > rolled + 0.02
 

@@ -146,6 +146,12 @@ class YuNetDetector:
         order = np.argsort(-rows[:, -1], kind="stable")
         return boxes[order], rows[order, -1].copy(), (rows[order, 4:14] / s).reshape(-1, 5, 2)
 
+    def detect_rolls(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Boxes, scores and each face's roll (radians, the slope of its eye keypoints' line)."""
+        boxes, scores, kps = self.detect(image)
+        eyes = kps[:, 1] - kps[:, 0]
+        return boxes, scores, np.arctan2(eyes[:, 1], eyes[:, 0]).astype(np.float64)
+
     def _detect_cv2(self, small: np.ndarray) -> np.ndarray:
         size = (small.shape[1], small.shape[0])
         if size != self._size:
@@ -204,6 +210,15 @@ class FaceBoxesDetector:
 _KINDS = {"haar": HaarDetector, "faceboxes": FaceBoxesDetector, "yunet": YuNetDetector}
 # Best first: zoo.load(name) takes the first whose weights are on this machine (Haar is embedded).
 PREFERENCE = ("yunet", "faceboxes_v2", "haar")
+
+
+def detect_rolls(det: Detector, image: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Boxes, scores and each face's roll (radians) from a detector that gives keypoints (its `detect_rolls`,
+    e.g. YuNet); 0 for the others. The landmarker levels each crop by it."""
+    if callable(getattr(det, "detect_rolls", None)):
+        return det.detect_rolls(image)
+    boxes, scores = det(image)
+    return boxes, scores, np.zeros(len(boxes))
 
 
 def detector_entry(name: str) -> Entry:

@@ -118,15 +118,19 @@ class Landmarker:
         self.timings[name] = self.timings.get(name, 0.0) + (time.perf_counter() - t0) * 1000.0
 
     def __call__(self, image: ImageInput, boxes: Boxes | None = None, color: str = "rgb",
-                 max_faces: int | None = None, box_rule: str | Sequence[float] | None = None) -> list[Face]:
+                 max_faces: int | None = None, box_rule: str | Sequence[float] | None = None,
+                 rolls: Sequence[float] | None = None) -> list[Face]:
         """Faces in `image` (path, PIL image, or array; arrays RGB unless color="bgr").
 
         `boxes` skips detection: [[x0, y0, x1, y1], ...] or Faces from an earlier call. A box is cropped by
         the rule of the detector that made it: a Face's `detector`, else `box_rule` (a detector name such as
         "haar", or (dx, dy, sx, sy)), else the weight's own rule. The same boxes give the same landmarks on
-        every path: lm(img) == lm(img, boxes=faces) == lm(img, boxes=[f.box ...], box_rule="haar").
+        every path: lm(img) == lm(img, boxes=faces) == lm(img, boxes=[f.box ...], box_rule="haar",
+        rolls=[f.roll ...]). `rolls` (radians) level given boxes' first crops as the detector's keypoints do
+        (zoo.detectors.detect_rolls); a Face carries its own.
         """
         self.timings = dict.fromkeys(STAGES, 0.0)
+        given_rolls = rolls
         if max_faces is not None and (isinstance(max_faces, bool) or not isinstance(max_faces, (int, np.integer))
                                       or max_faces < 0):
             raise ZooError(f"max_faces must be a whole number >= 0 or None, not {max_faces}")
@@ -143,7 +147,8 @@ class Landmarker:
                 name = getattr(self.detector, "name", None)
                 names, rules = [name] * len(det_boxes), [self.rule_for(name)] * len(det_boxes)
             else:
-                det_boxes, scores, names, rules, rolls = self._given_boxes(boxes, box_rule, w, h)
+                det_boxes, scores, names, rules, face_rolls = self._given_boxes(boxes, box_rule, w, h)
+                rolls = face_rolls if given_rolls is None else self._given_rolls(given_rolls, len(det_boxes))
         if max_faces is not None:
             det_boxes, scores = det_boxes[:max_faces], scores[:max_faces]
             names, rules, rolls = names[:max_faces], rules[:max_faces], rolls[:max_faces]
@@ -183,17 +188,20 @@ class Landmarker:
             redo = redo[np.abs(seen[redo] - rolls[redo]) > np.radians(5.0)]
         return points, evidence, rolls
 
+    @staticmethod
+    def _given_rolls(rolls: Sequence[float], n: int) -> np.ndarray:
+        r = np.asarray(rolls, np.float64).reshape(-1)
+        if len(r) != n or not np.isfinite(r).all():
+            raise ZooError(f"rolls must be one finite angle (radians) per box: {n} box(es), got {len(r)} value(s)")
+        return r
+
     def _detect(self, img: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """The detector's boxes and scores, and the roll to level each first crop by: from the eye keypoints of
-        a detector that gives them (its `detect`); else 0."""
-        det = self.detector
-        if self.upright_from_deg is None or not callable(getattr(det, "detect", None)):
-            boxes, scores = det(img)
-            return boxes, scores, np.zeros(len(boxes))
-        boxes, scores, kps = det.detect(img)
-        eyes = kps[:, 1] - kps[:, 0]
-        rolls = np.arctan2(eyes[:, 1], eyes[:, 0]).astype(np.float64)
-        return boxes, scores, rolls
+        """The detector's boxes and scores, and the roll to level each first crop by (its eye keypoints'
+        slope where it gives keypoints, zoo.detectors.detect_rolls; 0 with levelling off)."""
+        from .detectors import detect_rolls
+
+        boxes, scores, rolls = detect_rolls(self.detector, img)
+        return boxes, scores, rolls if self.upright_from_deg is not None else np.zeros(len(boxes))
 
     def predict_crops(self, image: np.ndarray, crop_boxes: np.ndarray, evidence: bool = False,
                       rolls: np.ndarray | None = None) -> np.ndarray | tuple[np.ndarray, np.ndarray]:

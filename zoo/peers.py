@@ -97,9 +97,10 @@ class Peer:
         raise NotImplementedError
 
     def __call__(self, image: ImageInput, boxes: Boxes | None = None, color: str = "rgb",
-                 max_faces: int | None = None, box_rule: Any = None) -> list[Face]:
+                 max_faces: int | None = None, box_rule: Any = None, rolls: Any = None) -> list[Face]:
         """Faces in `image`. `boxes` (face boxes [[x0, y0, x1, y1], ...] or Faces) skips the peer's detector.
-        A peer crops every face box by its own rule, so `box_rule` is accepted for call compatibility only."""
+        A peer crops every face box by its own rule, upright, so `box_rule` and `rolls` are accepted for call
+        compatibility only."""
         self.timings = dict.fromkeys(STAGES, 0.0)
         if max_faces is not None and (isinstance(max_faces, bool) or not isinstance(max_faces, (int, np.integer))
                                       or max_faces < 0):

@@ -27,6 +27,7 @@ import cv2
 import numpy as np
 
 from .crop import box_iou, gt_crop_box, points_roll, rolled_landmark_box
+from .detectors import detect_rolls
 from .images import load_image
 from .face import Face
 from .registry import ZooError
@@ -234,13 +235,15 @@ class Tracker:
         """Run the detector: detections matching a track confirm it (tracks no detection matches are dropped);
         the others start new tracks. Returns the faces of the new tracks (landmarks from detector crops)."""
         det = self.lm.detector
-        boxes, scores = det(img)
+        boxes, scores, rolls = detect_rolls(det, img)
         self.stats["detections"] += 1
         self.last_detect = self.frame_index
         name = getattr(det, "name", None)
         if self.config.max_faces is not None:
-            boxes, scores = boxes[:self.config.max_faces], scores[:self.config.max_faces]
-        boxes = boxes[np.all(boxes[:, 2:] - boxes[:, :2] >= 4, axis=1)] if len(boxes) else boxes
+            boxes, scores, rolls = (v[:self.config.max_faces] for v in (boxes, scores, rolls))
+        if len(boxes):                           # slivers are no face (and no valid box)
+            ok = np.all(boxes[:, 2:] - boxes[:, :2] >= 4, axis=1)
+            boxes, scores, rolls = boxes[ok], scores[ok], rolls[ok]
         taken: set[int] = set()
         kept = []
         for t in self.tracks:
@@ -259,7 +262,10 @@ class Tracker:
         fresh = fresh[:room]
         if not fresh:
             return []
-        faces = self.lm(img, boxes=boxes[fresh], box_rule=name) if name else self.lm(img, boxes=boxes[fresh])
+        if getattr(self.lm, "upright_from_deg", None) is None:
+            rolls = np.zeros(len(boxes))
+        faces = self.lm(img, boxes=boxes[fresh], box_rule=name, rolls=rolls[fresh]) if name else \
+            self.lm(img, boxes=boxes[fresh], rolls=rolls[fresh])
         for f, j in zip(faces, fresh):
             f.score, f.detector = float(scores[j]), name
             self.tracks.append(_Track(f.landmarks, f.score, name, self.config, f.scores))
