@@ -261,7 +261,7 @@ class DetectorCache:
         det, lock = self._get(name)
         with lock:
             t0 = time.perf_counter()
-            boxes, scores, rolls = detect_rolls(det, image)
+            boxes, scores, rolls = detect_rolls(det, image, retry_rolled=True)     # as zoo.load(...)(image)
             ms = (time.perf_counter() - t0) * 1000.0
         return (np.asarray(boxes, np.float32).reshape(-1, 4), np.asarray(scores, np.float32).reshape(-1), ms,
                 np.asarray(rolls, np.float64).reshape(-1))

@@ -133,3 +133,28 @@ def test_yunet_fast_variant_shares_the_pinned_file_and_keeps_its_own_rule(zoo_ho
     e = zoo.registry.get("yunet.fast")
     unpinned = replace(e, hub=replace(e.hub, sha256=None))
     assert all(p.parent.name == "yunet.fast" for _, p in zoo.files.local_candidates(unpinned))
+
+
+def test_a_face_missed_upright_is_looked_for_turned_and_mapped_back():
+    """detect_rolls(retry_rolled=True): nothing found on the picture as it is, so it is searched turned by
+    45 degrees; a box found there returns as the upright box around it, with the roll the turn implies."""
+    import numpy as np
+
+    class OnlyTurned:
+        calls: list = []
+
+        def detect_rolls(self, image):
+            self.calls.append(image.shape[:2])
+            if image.shape[:2] == (200, 300):                     # the picture as given: nothing
+                return np.zeros((0, 4), np.float32), np.zeros(0, np.float32), np.zeros(0)
+            h, w = image.shape[:2]                                 # turned: a level face in the middle
+            return np.array([[w / 2 - 20, h / 2 - 20, w / 2 + 20, h / 2 + 20]], np.float32), np.array([0.9]), np.zeros(1)
+
+    det = OnlyTurned()
+    boxes, scores, rolls = detectors.detect_rolls(det, np.zeros((200, 300, 3), np.uint8), retry_rolled=True)
+    assert len(det.calls) == 2 and det.calls[1] != (200, 300)
+    np.testing.assert_allclose(rolls, [np.radians(45)])
+    side = 40 * np.sqrt(2)                                         # a 40-px square turned by 45 degrees
+    np.testing.assert_allclose(boxes[0], [150 - side / 2, 100 - side / 2, 150 + side / 2, 100 + side / 2], atol=1.0)
+    assert scores[0] == 0.9
+    assert len(detectors.detect_rolls(det, np.zeros((200, 300, 3), np.uint8))[0]) == 0    # no retry unless asked

@@ -212,13 +212,37 @@ _KINDS = {"haar": HaarDetector, "faceboxes": FaceBoxesDetector, "yunet": YuNetDe
 PREFERENCE = ("yunet", "faceboxes_v2", "haar")
 
 
-def detect_rolls(det: Detector, image: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+RETRY_ROLLS_DEG = (45.0, -45.0)   # where a keypoint detector finds no face upright, the picture turned by these
+
+
+def detect_rolls(det: Detector, image: np.ndarray, retry_rolled: bool = False
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Boxes, scores and each face's roll (radians) from a detector that gives keypoints (its `detect_rolls`,
-    e.g. YuNet); 0 for the others. The landmarker levels each crop by it."""
-    if callable(getattr(det, "detect_rolls", None)):
-        return det.detect_rolls(image)
-    boxes, scores = det(image)
-    return boxes, scores, np.zeros(len(boxes))
+    e.g. YuNet); 0 for the others. The landmarker levels each crop by it. With `retry_rolled`, a picture where
+    such a detector finds nothing is searched again turned by RETRY_ROLLS_DEG (YuNet misses faces rolled by
+    45 degrees or more); boxes found there come back as the upright boxes around those faces, with their roll."""
+    if not callable(getattr(det, "detect_rolls", None)):
+        boxes, scores = det(image)
+        return boxes, scores, np.zeros(len(boxes))
+    boxes, scores, rolls = det.detect_rolls(image)
+    if len(boxes) or not retry_rolled:
+        return boxes, scores, rolls
+    h, w = image.shape[:2]
+    for deg in RETRY_ROLLS_DEG:
+        m = cv2.getRotationMatrix2D((w / 2, h / 2), deg, 1.0)
+        c, s = abs(m[0, 0]), abs(m[0, 1])
+        nw, nh = int(np.ceil(h * s + w * c)), int(np.ceil(h * c + w * s))
+        m[:, 2] += (nw / 2 - w / 2, nh / 2 - h / 2)
+        b, sc, r = det.detect_rolls(cv2.warpAffine(image, m, (nw, nh)))
+        if not len(b):
+            continue
+        back = cv2.invertAffineTransform(m)
+        corners = np.stack([b[:, [0, 1]], b[:, [2, 1]], b[:, [2, 3]], b[:, [0, 3]]], axis=1)   # (K, 4, 2)
+        pts = corners @ back[:, :2].T + back[:, 2]
+        boxes = np.concatenate([pts.min(1), pts.max(1)], axis=1).astype(np.float32)
+        # turning the picture counter-clockwise by deg lowers every roll (y-down slope angle) by deg
+        return boxes, sc, r + np.radians(deg)
+    return boxes, scores, rolls
 
 
 def detector_entry(name: str) -> Entry:

@@ -200,7 +200,7 @@ class Landmarker:
         slope where it gives keypoints, zoo.detectors.detect_rolls; 0 with levelling off)."""
         from .detectors import detect_rolls
 
-        boxes, scores, rolls = detect_rolls(self.detector, img)
+        boxes, scores, rolls = detect_rolls(self.detector, img, retry_rolled=self.upright_from_deg is not None)
         return boxes, scores, rolls if self.upright_from_deg is not None else np.zeros(len(boxes))
 
     def predict_crops(self, image: np.ndarray, crop_boxes: np.ndarray, evidence: bool = False,
