@@ -34,7 +34,7 @@ def model_config(lm: zoo.Landmarker, onnx: str) -> dict[str, Any]:
     p = lm.preprocess
     out: dict[str, Any] = {"onnx": onnx, "arch": lm.entry.arch, "input_size": p.input_size,
                            "mean": list(p.mean), "std": list(p.std), "gt_box_scale": p.gt_box_scale,
-                           "num_points": lm.scheme.num_points,
+                           "num_points": lm.scheme.num_points, "norm_points": lm.scheme.norm_points,
                            "contours": [{"indices": list(c.indices), "closed": c.closed} for c in lm.scheme.contours]}
     conf = lm.confidence                    # None unless fitted for this very weight file
     out["confidence"] = {"weights": list(conf.weights), "bias": conf.bias, "features": list(conf.features)} \
@@ -59,7 +59,8 @@ def prepare(folder: Path, models: Sequence[str] = BROWSER_MODELS, url_of: Callab
         "detector": {"name": det.name, "onnx": url_of(det_file), "input_size": 320,
                      "score_threshold": det.score_threshold, "nms_threshold": det.nms_threshold,
                      "crop_rule": list(det.crop_rule)},
-        "tracking": TRACKING, "low_confidence": LOW_CONFIDENCE, "models": {}}
+        "tracking": TRACKING, "low_confidence": LOW_CONFIDENCE, "upright_from_deg": zoo.Landmarker.upright_from_deg,
+        "models": {}}
     for name in models:
         try:
             lm = zoo.load(name, backend="onnx", detector=None)

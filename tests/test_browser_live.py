@@ -29,6 +29,10 @@ def site(tmp_path_factory):
     """The page, onnxruntime-web, the exported graph and config.json under one loopback HTTP server."""
     root = tmp_path_factory.mktemp("site")
     shutil.copyfile(PHOTO, root / "photo.jpg")
+    from PIL import Image
+
+    from train.rolled import roll_photo
+    Image.fromarray(roll_photo(zoo.load_image(PHOTO), np.zeros((1, 2)), 45)[0]).save(root / "rolled.png")
     server, base, page_url = live.serve_site(root)
     yield root, base, page_url
     server.shutdown()
@@ -89,3 +93,12 @@ def test_the_fake_camera_is_tracked_and_drawn_in_the_page(page, site):
     assert "FPS" in page.inner_text("#stats")
     outside = [r for r in page.requests if not r.startswith(url) and not r.startswith(("data:", "blob:"))]
     assert outside == []
+
+
+def test_a_rolled_face_is_levelled_in_the_browser_as_in_zoo(page, site):
+    """The keypoints' roll, the rolled crop and the second pass from the landmarks' eye line, in the page."""
+    root = site[0]
+    got = page.evaluate(f"async () => await window.zooRunImage('/rolled.png', '{MODEL}')")
+    ref = zoo.load(MODEL, backend="onnx", detector="yunet")(root / "rolled.png")
+    assert len(got["faces"]) == len(ref) == 1 and abs(ref[0].roll) > np.radians(15)
+    assert np.linalg.norm(np.asarray(got["faces"][0]["landmarks"]) - ref[0].landmarks, axis=1).mean() < PARITY_PX

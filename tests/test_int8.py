@@ -77,6 +77,7 @@ def test_int8_graph_built_cached_and_guarded(random_zoo, tmp_path, monkeypatch, 
 
 def test_no_calibration_data_falls_back_to_fp32(random_zoo, tmp_path, monkeypatch, caplog):
     write_random_weights(NAME)
+    with_metrics(monkeypatch, nme=0.04, nme_int8=0.04)              # the guard passes: calibration is what fails
     monkeypatch.setenv("ZOO_CALIB_DATA", str(tmp_path / "empty"))
     with caplog.at_level(logging.WARNING, logger="zoo"):
         lm = zoo.load(NAME, backend="onnx-int8", detector=None)

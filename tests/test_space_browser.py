@@ -211,26 +211,30 @@ def test_live_tab_draws_frames_in_the_page(pw, space_app, tmp_path):
     ctx.grant_permissions(["camera"])
     pg = ctx.new_page()
     pg.set_default_timeout(90_000)
-    pg.goto(space_app.url, wait_until="domcontentloaded")
-    pg.requests = []
-    pg.on("request", lambda r: pg.requests.append(r.url))
-
     # The in-browser tab, served by the Space itself: onnxruntime-web, the graphs and config.json load from
-    # this server (Gradio's file route), the camera's frames are tracked and drawn inside the page.
-    pg.get_by_role("tab", name="Live in your browser").click()
-    frame = pg.frame_locator("#browser_live")
+    # this server (Gradio's file route), the camera's frames are tracked and drawn inside the page. Its own
+    # page, closed before the server stream starts (its wasm would compete for the CPU).
+    page = ctx.new_page()
+    page.set_default_timeout(90_000)
+    page.requests = []
+    page.on("request", lambda r: page.requests.append(r.url))
+    page.goto(space_app.url, wait_until="domcontentloaded")
+    page.get_by_role("tab", name="Live in your browser").click()
+    frame = page.frame_locator("#browser_live")
     frame.locator("#start").wait_for()
-    inner = next(f for f in pg.frames if "live.html" in f.url)
+    inner = next(f for f in page.frames if "live.html" in f.url)
     inner.wait_for_function("() => window.zooReady || window.zooError")
     assert inner.evaluate("window.zooError || null") is None
     frame.locator("#start").click()
     inner.wait_for_function("() => window.zooStats().frames >= 10 && window.zooStats().last")
     assert "FPS" in frame.locator("#stats").inner_text()
     if os.environ.get("SPACE_SCREENSHOT_DIR"):
-        _shot(pg, "space_browser_live.png", full_page=False)
+        _shot(page, "space_browser_live.png", full_page=False)
     host = space_app.url.rstrip("/")
-    assert [u for u in pg.requests if not u.startswith((host, "data:", "blob:"))] == []
+    assert [u for u in page.requests if not u.startswith((host, "data:", "blob:"))] == []
+    page.close()
 
+    pg.goto(space_app.url, wait_until="domcontentloaded")
     pg.get_by_role("tab", name="Live webcam").click()
     cam = pg.locator("#live_cam")
     cam.get_by_text("Click to Access Webcam").click()

@@ -17,15 +17,24 @@ function pixelsOf(source, w, h) {
   return ctx.getImageData(0, 0, w, h).data;
 }
 
-// The crop as cv2.warpAffine makes it (zoo.crop.crop_matrix): black outside the picture; the half-pixel shift
-// turns canvas sampling (pixel centres at +0.5) into OpenCV's (centres at integers).
-function cropTensor(source, box, size, mean, std) {
-  const [x0, y0, x1, y1] = box;
-  const sx = size / Math.max(x1 - x0, 1e-6), sy = size / Math.max(y1 - y0, 1e-6);
+// zoo.crop.crop_matrix: image -> the size x size crop of `box`, a box in the frame rolled by `angle` about its
+// centre (the crop comes out level). [[a, c, e], [b, d, f]] as canvas setTransform takes it.
+function cropMatrix(box, size, angle) {
+  const [x0, y0, x1, y1] = box, sx = size / Math.max(x1 - x0, 1e-6), sy = size / Math.max(y1 - y0, 1e-6);
+  const cx = (x0 + x1) / 2, cy = (y0 + y1) / 2, c = Math.cos(angle), s = Math.sin(angle);
+  const r = [[c, s, cx - c * cx - s * cy], [-s, c, cy + s * cx - c * cy]];
+  return [0, 1].map((i) => [0, 1, 2].map((j) => (i ? sy : sx) * r[i][j] + (j === 2 ? -(i ? y0 * sy : x0 * sx) : 0)));
+}
+
+// The crop as cv2.warpAffine makes it: black outside the picture; the half-pixel shift turns canvas sampling
+// (pixel centres at +0.5) into OpenCV's (centres at integers).
+function cropTensor(source, box, size, mean, std, angle = 0) {
+  const m = cropMatrix(box, size, angle);
   const c = new OffscreenCanvas(size, size), ctx = c.getContext("2d", { willReadFrequently: true });
   ctx.fillStyle = "#000"; ctx.fillRect(0, 0, size, size);
   ctx.imageSmoothingEnabled = true; ctx.imageSmoothingQuality = "low";
-  ctx.setTransform(sx, 0, 0, sy, -x0 * sx + 0.5 - 0.5 * sx, -y0 * sy + 0.5 - 0.5 * sy);
+  ctx.setTransform(m[0][0], m[1][0], m[0][1], m[1][1], m[0][2] + 0.5 - 0.5 * (m[0][0] + m[0][1]),
+                   m[1][2] + 0.5 - 0.5 * (m[1][0] + m[1][1]));
   ctx.drawImage(source, 0, 0);
   const px = ctx.getImageData(0, 0, size, size).data, n = size * size, out = new Float32Array(3 * n);
   for (let ch = 0; ch < 3; ch++) {
@@ -57,9 +66,9 @@ async function detect(source, w, h) {
       const ax = i % cols, ay = Math.floor(i / cols);
       const cx = (ax + bb[4 * i]) * st, cy = (ay + bb[4 * i + 1]) * st;
       const bw = Math.exp(bb[4 * i + 2]) * st, bh = Math.exp(bb[4 * i + 3]) * st;
-      const eyes = [(ax + kp[10 * i]) * st, (ay + kp[10 * i + 1]) * st, (ax + kp[10 * i + 2]) * st, (ay + kp[10 * i + 3]) * st];
-      rows.push({ box: [(cx - bw / 2) / s, (cy - bh / 2) / s, (cx + bw / 2) / s, (cy + bh / 2) / s], score,
-                  eyes: eyes.map((v) => v / s) });
+      // zoo.detectors.YuNetDetector.detect_rolls: the slope of the eye keypoints' line levels the crop
+      const roll = Math.atan2(kp[10 * i + 3] - kp[10 * i + 1], kp[10 * i + 2] - kp[10 * i]);
+      rows.push({ box: [(cx - bw / 2) / s, (cy - bh / 2) / s, (cx + bw / 2) / s, (cy + bh / 2) / s], score, roll });
     }
   }
   rows.sort((a, b) => b.score - a.score);
@@ -75,11 +84,30 @@ function iou(a, b) {
   return inter / ((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter);
 }
 
-// zoo.crop.detector_crop_box under the detector's measured rule (dx, dy, sx, sy)
-function detectorCropBox(b, rule) {
-  const [dx, dy, sx, sy] = rule, w = b[2] - b[0], h = b[3] - b[1];
-  const cx = (b[0] + b[2]) / 2 + dx * w, cy = (b[1] + b[3]) / 2 + dy * h;
-  return [cx - sx * w / 2, cy - sy * h / 2, cx + sx * w / 2, cy + sy * h / 2];
+// zoo.crop.rolled_crop_box: the rule applied to the upright face inside an axis-aligned box of a rolled face
+function rolledCropBox(b, rule, angle) {
+  const [dx, dy, sx, sy] = rule, c = Math.abs(Math.cos(angle)), s = Math.abs(Math.sin(angle)), aspect = sx / sy;
+  const w0 = ((b[2] - b[0]) + (b[3] - b[1])) / ((1 + aspect) * (c + s)), h0 = aspect * w0;
+  const ox = dx * w0, oy = dy * h0;
+  const cx = (b[0] + b[2]) / 2 + Math.cos(angle) * ox - Math.sin(angle) * oy;
+  const cy = (b[1] + b[3]) / 2 + Math.sin(angle) * ox + Math.cos(angle) * oy;
+  return [cx - sx * w0 / 2, cy - sy * h0 / 2, cx + sx * w0 / 2, cy + sy * h0 / 2];
+}
+
+// zoo.crop.points_roll and rolled_landmark_box: a face's eye-line roll, and its training crop levelled by it
+function pointsRoll(pts, pair) {
+  const [a, b] = [pts[pair[0]], pts[pair[1]]];
+  return Math.atan2(b[1] - a[1], b[0] - a[0]);
+}
+
+function rolledLandmarkBox(pts, angle, scale) {
+  const n = pts.length, c = Math.cos(angle), s = Math.sin(angle);
+  const mx = pts.reduce((t, p) => t + p[0], 0) / n, my = pts.reduce((t, p) => t + p[1], 0) / n;
+  const level = pts.map(([x, y]) => [c * (x - mx) + s * (y - my), -s * (x - mx) + c * (y - my)]);
+  const [bx0, by0, bx1, by1] = landmarkCropBox(level, scale);
+  const midx = (bx0 + bx1) / 2, midy = (by0 + by1) / 2, hw = (bx1 - bx0) / 2, hh = (by1 - by0) / 2;
+  const cx = mx + c * midx - s * midy, cy = my + s * midx + c * midy;
+  return [cx - hw, cy - hh, cx + hw, cy + hh];
 }
 
 // zoo.crop.gt_crop_box: the landmark box scaled about its centre (the tracker's next crop)
@@ -139,24 +167,46 @@ function scores(evidence, conf) {
   return evidence.map((e) => 1 / (1 + Math.exp(-(e.reduce((a, v, i) => a + v * conf.weights[i], 0) + conf.bias))));
 }
 
-async function landmarks(source, cropBox) {
+async function landmarks(source, cropBox, angle = 0) {
   const m = config.models[current], t0 = now();
-  const x = cropTensor(source, cropBox, m.input_size, m.mean, m.std);
+  const x = cropTensor(source, cropBox, m.input_size, m.mean, m.std, angle);
   const t1 = now();
   const out = await sessions[current].run({ input: x });
   const t2 = now();
   const { pts, peak, evidence } = m.arch === "pipnet" ? decodePipnet(out, m) : decodeHeatmaps(out);
-  const [x0, y0, x1, y1] = cropBox;
-  const image = pts.map(([u, v]) => [x0 + u * (x1 - x0), y0 + v * (y1 - y0)]);
+  // zoo.crop.to_image_coords: into the box, then turned back by the crop's roll about the box's centre
+  const [x0, y0, x1, y1] = cropBox, bcx = (x0 + x1) / 2, bcy = (y0 + y1) / 2;
+  const ca = Math.cos(angle), sa = Math.sin(angle);
+  const image = pts.map(([u, v]) => {
+    const rx = x0 + u * (x1 - x0) - bcx, ry = y0 + v * (y1 - y0) - bcy;
+    return [bcx + ca * rx - sa * ry, bcy + sa * rx + ca * ry];
+  });
   return { image, peak, scores: scores(evidence, m.confidence), ms: { preprocess: t1 - t0, model: t2 - t1, decode: now() - t2 } };
 }
 
-// One frame the way zoo.load(name)(image) does it: every face the detector finds, under its crop rule.
+// zoo.Landmarker._relevel: a face whose landmarks still show a roll of upright_from_deg or more, again from
+// the training crop of those landmarks levelled by their eye line (a second round if that turned it > 5 deg)
+async function relevel(source, r) {
+  const m = config.models[current];
+  if (!m.norm_points || config.upright_from_deg == null) return r;
+  let seen = pointsRoll(r.image, m.norm_points);
+  if (Math.abs(seen) < config.upright_from_deg * Math.PI / 180) return r;
+  for (let round = 0; round < 2; round++) {
+    const used = seen, again = await landmarks(source, rolledLandmarkBox(r.image, used, m.gt_box_scale), used);
+    for (const k of ["preprocess", "model", "decode"]) again.ms[k] += r.ms[k];
+    r = again; seen = pointsRoll(r.image, m.norm_points);
+    if (Math.abs(seen - used) <= 5 * Math.PI / 180) break;
+  }
+  return r;
+}
+
+// One frame the way zoo.load(name)(image) does it: every face the detector finds, its crop under the
+// detector's rule levelled by the keypoints' roll, then levelled again where the landmarks say so.
 async function runImage(source, w, h) {
   const t0 = now(), faces = await detect(source, w, h), ms = { detect: now() - t0, preprocess: 0, model: 0, decode: 0 };
   const out = [];
   for (const f of faces) {
-    const r = await landmarks(source, detectorCropBox(f.box, config.detector.crop_rule));
+    const r = await relevel(source, await landmarks(source, rolledCropBox(f.box, config.detector.crop_rule, f.roll), f.roll));
     for (const k of ["preprocess", "model", "decode"]) ms[k] += r.ms[k];
     out.push({ box: f.box, score: f.score, landmarks: r.image, scores: r.scores });
   }
@@ -190,17 +240,22 @@ async function trackFrame(source, w, h, t) {
   if (!state.track || (tr.redetect_every && state.frame - state.lastDetect >= tr.redetect_every)) {
     const t0 = now(), faces = await detect(source, w, h);
     ms.detect = now() - t0; state.lastDetect = state.frame; state.stats.detections += 1;
-    state.track = faces.length ? { crop: detectorCropBox(faces[0].box, config.detector.crop_rule),
+    state.track = faces.length ? { crop: rolledCropBox(faces[0].box, config.detector.crop_rule, faces[0].roll),
+                                   angle: faces[0].roll,
                                    filter: state.track ? state.track.filter : new OneEuro(tr.min_cutoff, tr.beta, tr.d_cutoff) } : null;
   }
   if (!state.track) return { pts: null, scores: null, ms };
-  const r = await landmarks(source, state.track.crop);
+  const r = await landmarks(source, state.track.crop, state.track.angle);
   for (const k of ["preprocess", "model", "decode"]) ms[k] = r.ms[k];
   const meanPeak = r.peak.reduce((a, b) => a + b, 0) / r.peak.length;
   const m = config.models[current];
   if (meanPeak < tr.min_mean_peak) { state.track = null; return { pts: null, scores: null, ms }; }   // lost
-  const box = landmarkCropBox(r.image, m.gt_box_scale);
-  state.track.crop = box;
+  // the next crop: these landmarks' training crop, levelled where they are rolled (zoo.track does the same)
+  const roll = m.norm_points ? pointsRoll(r.image, m.norm_points) : 0;
+  const level = config.upright_from_deg != null && Math.abs(roll) >= config.upright_from_deg * Math.PI / 180;
+  state.track.angle = level ? roll : 0;
+  state.track.crop = level ? rolledLandmarkBox(r.image, roll, m.gt_box_scale) : landmarkCropBox(r.image, m.gt_box_scale);
+  const box = state.track.crop;
   const pts = state.track.filter.filter(r.image, t, Math.max(box[2] - box[0], box[3] - box[1]));
   return { pts, scores: r.scores, ms };
 }
