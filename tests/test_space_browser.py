@@ -230,6 +230,9 @@ def test_live_tab_draws_frames_in_the_page(pw, space_app, tmp_path):
     assert "FPS" in frame.locator("#stats").inner_text()
     if os.environ.get("SPACE_SCREENSHOT_DIR"):
         _shot(page, "space_browser_live.png", full_page=False)
+        page.set_viewport_size({"width": 390, "height": 844})              # a phone: the view fits its width
+        page.wait_for_timeout(500)
+        _shot(page, "space_browser_live_phone.png", full_page=True)
     host = space_app.url.rstrip("/")
     assert [u for u in page.requests if not u.startswith((host, "data:", "blob:"))] == []
     page.close()
