@@ -3,6 +3,9 @@ server-side path (zoo.track with the same model on the same clip), one run.
 
     python scripts/browser_fps.py [--models pipnet_mbv2_300w pipnet_mbv2_wflw] [--frames 150] [--json out.json]
 
+Also times each model's network alone in the page, its fp32 graph against the int8 graph `zoo` makes
+(onnxruntime-web runs both; the page uses fp32, the faster one there).
+
 The clip: a 300-W test photo's face moving along a smooth path (zoo.track.moving_face_clip), fed to Chromium's
 fake camera; the page runs YuNet and the model with onnxruntime-web (wasm, one thread) and tracks as its
 live loop does. Needs ../shared (the photo), Playwright and /usr/bin/chromium.
@@ -24,6 +27,13 @@ from zoo.bench import time_frames  # noqa: E402
 from zoo.cpu import cpu_name, simd_summary  # noqa: E402
 from zoo.track import Tracker, moving_face_clip  # noqa: E402
 
+TIME_GRAPH = """async ([graph, size]) => {
+  const s = await ort.InferenceSession.create(graph);
+  const x = new ort.Tensor('float32', new Float32Array(3 * size * size), [1, 3, size, size]);
+  await s.run({ input: x });
+  const t0 = performance.now();
+  for (let i = 0; i < 20; i++) await s.run({ input: x });
+  return (performance.now() - t0) / 20; }"""
 PHOTO = Path(__file__).resolve().parents[2] / "shared" / "data" / "300w" / "helen" / "testset" / "296814969_3.jpg"
 
 
@@ -61,6 +71,16 @@ def main(argv: list[str] | None = None) -> int:
                 rows.append({"model": name, "path": "browser (onnxruntime-web wasm, 1 thread, headless Chromium)",
                              "fps": round(fps, 1), "last_frame_ms": {k: round(v, 1) for k, v in st["ms"].items()},
                              "detector_runs": st["detections"], "frames": st["frames"]})
+            for name in a.models:                          # the network alone: fp32 and int8 graphs in wasm
+                lm8 = zoo.load(name, backend="onnx-int8", detector=None, int8_guard=False)
+                if lm8.backend != "onnx-int8":
+                    continue
+                int8 = root / "site" / "browser" / f"{name}-int8.onnx"
+                int8.write_bytes(lm8.runner.path.read_bytes())
+                size = lm8.preprocess.input_size
+                for graph, label in ((f"/browser/{name}.onnx", "fp32"), (f"/browser/{int8.name}", "int8")):
+                    ms = pg.evaluate(TIME_GRAPH, [graph, size])
+                    rows.append({"model": name, "path": f"browser, network alone, {label} graph", "ms": round(ms, 1)})
             ctx.close()
         server.shutdown()
     for name in a.models:
@@ -72,7 +92,9 @@ def main(argv: list[str] | None = None) -> int:
     out = {"hardware": f"{cpu_name()} ({simd_summary()})", "command": "python scripts/browser_fps.py " +
            " ".join(argv if argv is not None else sys.argv[1:]), "rows": rows}
     for r in rows:
-        print(f"{r['model']:18s} {r['path']:62s} {r['fps']:7.1f} FPS  detector on {r['detector_runs']} of {r['frames']}")
+        what = f"{r['ms']:7.1f} ms" if "ms" in r else \
+            f"{r['fps']:7.1f} FPS  detector on {r['detector_runs']} of {r['frames']}"
+        print(f"{r['model']:18s} {r['path']:62s} {what}")
     if a.json:
         a.json.write_text(json.dumps(out, indent=1) + "\n")
     return 0
