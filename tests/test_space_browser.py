@@ -254,6 +254,9 @@ def test_live_tab_draws_frames_in_the_page(pw, space_app, tmp_path):
     assert pg.locator("#live_out .eta-bar, #live_out .wrap.default .progress-text").count() == 0   # no spinner
     if os.environ.get("SPACE_SCREENSHOT_DIR"):
         _shot(pg, "space_live.png", full_page=False)
+        pg.set_viewport_size({"width": 390, "height": 844})
+        pg.locator("#live_out img").scroll_into_view_if_needed()
+        _shot(pg, "space_live_phone.png", full_page=False)
     pg.close()
     ctx.close()
     from space.app import LIVE_FRAMES_KEPT
