@@ -29,12 +29,8 @@ log = logging.getLogger(__name__)
 def roll_photo(image: np.ndarray, points: np.ndarray, degrees: float) -> tuple[np.ndarray, np.ndarray]:
     """The photo turned by `degrees` (counter-clockwise on screen) about its centre on a canvas that holds
     all of it (black corners), and the points turned with it."""
-    h, w = image.shape[:2]
-    m = cv2.getRotationMatrix2D((w / 2, h / 2), degrees, 1.0)
-    c, s = abs(m[0, 0]), abs(m[0, 1])
-    nw, nh = int(np.ceil(h * s + w * c)), int(np.ceil(h * c + w * s))
-    m[:, 2] += (nw / 2 - w / 2, nh / 2 - h / 2)
-    out = cv2.warpAffine(image, m, (nw, nh), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
+    m, size = crop.turn_matrix(image.shape[1], image.shape[0], degrees)
+    out = cv2.warpAffine(image, m, size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
     return out, (np.c_[points, np.ones(len(points))] @ m.T).astype(np.float32)
 
 

@@ -73,13 +73,6 @@ def load_peer_for_bench(name: str, threads: int | None, detector: str, path: Pat
         return None, str(e)
 
 
-def bench_clip(image: np.ndarray, landmarks: np.ndarray, n_frames: int, warmup: int) -> list[np.ndarray]:
-    from .track import moving_face_clip
-
-    clip, _ = moving_face_clip(image, landmarks, n_frames + warmup, seed=0)
-    return list(clip)
-
-
 def time_frames(update, clip: list[np.ndarray], warmup: int) -> dict[str, Any]:
     ms = []
     for i, frame in enumerate(clip):
@@ -96,12 +89,12 @@ def bench_track(lm, image: np.ndarray, n_frames: int = 60, warmup: int = 5) -> d
     """Tracking speed (zoo.track.Tracker, smoothing on; for MediaPipe its own video mode) on a synthetic clip of
     the bench image's face moving along a smooth path: mean ms per frame over `n_frames` after `warmup`,
     detector runs included."""
-    from .track import Tracker
+    from .track import Tracker, moving_face_clip
 
     found = lm(image, max_faces=1)
     if not found:
         return {"error": "no face found in the bench image to make a clip of"}
-    clip = bench_clip(image, found[0].landmarks, n_frames, warmup)
+    clip, _ = moving_face_clip(image, found[0].landmarks, n_frames + warmup, seed=0)
     if hasattr(lm, "video"):                   # a peer with its own video mode (MediaPipe's static_image_mode=False)
         video = lm.video(max_faces=1)
         return {**time_frames(video.update, clip, warmup), "detector_runs": video.detections}

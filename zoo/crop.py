@@ -94,6 +94,16 @@ def rolled_landmark_box(points: np.ndarray, angle: float, scale: float = 1.1) ->
     return np.concatenate([centre - half, centre + half]).astype(np.float32)
 
 
+def turn_matrix(width: int, height: int, degrees: float) -> tuple[np.ndarray, tuple[int, int]]:
+    """The 2x3 map turning a width x height picture by `degrees` (counter-clockwise on screen) about its centre
+    onto a canvas grown to hold all of it, and that canvas's (width, height)."""
+    m = cv2.getRotationMatrix2D((width / 2, height / 2), degrees, 1.0)
+    c, s = abs(m[0, 0]), abs(m[0, 1])
+    nw, nh = int(np.ceil(height * s + width * c)), int(np.ceil(height * c + width * s))
+    m[:, 2] += (nw / 2 - width / 2, nh / 2 - height / 2)
+    return m, (nw, nh)
+
+
 def crop_matrix(box: np.ndarray, size: int, angle: float = 0.0) -> np.ndarray:
     """2x3 affine map from image pixels to the size x size crop of `box` (x0 y0 x1 y1); with `angle`, the box
     is in a frame rolled by that angle about its centre, and the crop comes out upright."""

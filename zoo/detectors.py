@@ -15,6 +15,7 @@ import cv2
 import numpy as np
 
 from . import registry
+from .crop import turn_matrix
 from .files import local_dir, sha256_file
 from .hub import local_weights, resolve_weights
 from .registry import Entry, ZooError
@@ -227,13 +228,9 @@ def detect_rolls(det: Detector, image: np.ndarray, retry_rolled: bool = False
     boxes, scores, rolls = det.detect_rolls(image)
     if len(boxes) or not retry_rolled:
         return boxes, scores, rolls
-    h, w = image.shape[:2]
     for deg in RETRY_ROLLS_DEG:
-        m = cv2.getRotationMatrix2D((w / 2, h / 2), deg, 1.0)
-        c, s = abs(m[0, 0]), abs(m[0, 1])
-        nw, nh = int(np.ceil(h * s + w * c)), int(np.ceil(h * c + w * s))
-        m[:, 2] += (nw / 2 - w / 2, nh / 2 - h / 2)
-        b, sc, r = det.detect_rolls(cv2.warpAffine(image, m, (nw, nh)))
+        m, size = turn_matrix(image.shape[1], image.shape[0], deg)
+        b, sc, r = det.detect_rolls(cv2.warpAffine(image, m, size))
         if not len(b):
             continue
         back = cv2.invertAffineTransform(m)

@@ -130,7 +130,6 @@ class Landmarker:
         (zoo.detectors.detect_rolls); a Face carries its own.
         """
         self.timings = dict.fromkeys(STAGES, 0.0)
-        given_rolls = rolls
         if max_faces is not None and (isinstance(max_faces, bool) or not isinstance(max_faces, (int, np.integer))
                                       or max_faces < 0):
             raise ZooError(f"max_faces must be a whole number >= 0 or None, not {max_faces}")
@@ -143,38 +142,41 @@ class Landmarker:
             if boxes is None:
                 if box_rule is not None:
                     raise ZooError("box_rule applies to given boxes; detected boxes use their detector's rule")
-                det_boxes, scores, rolls = self._detect(img)
+                det_boxes, scores, crop_rolls = self._detect(img)
                 name = getattr(self.detector, "name", None)
                 names, rules = [name] * len(det_boxes), [self.rule_for(name)] * len(det_boxes)
             else:
-                det_boxes, scores, names, rules, face_rolls = self._given_boxes(boxes, box_rule, w, h)
-                rolls = face_rolls if given_rolls is None else self._given_rolls(given_rolls, len(det_boxes))
+                det_boxes, scores, names, rules, crop_rolls = self._given_boxes(boxes, box_rule, w, h)
+                if rolls is not None:
+                    crop_rolls = self._given_rolls(rolls, len(det_boxes))
+        if self.upright_from_deg is None:                # levelling off: axis-aligned crops whatever the source
+            crop_rolls = np.zeros(len(det_boxes))
         if max_faces is not None:
             det_boxes, scores = det_boxes[:max_faces], scores[:max_faces]
-            names, rules, rolls = names[:max_faces], rules[:max_faces], rolls[:max_faces]
+            names, rules, crop_rolls = names[:max_faces], rules[:max_faces], crop_rolls[:max_faces]
         if len(det_boxes) == 0:
             self.timings["total"] = sum(self.timings.values())
             return []
         # One box at a time under its own rule: the same arithmetic whichever path the box came by.
         crop_boxes = np.stack([crop.rolled_crop_box(b, r, a) if a else crop.detector_crop_box(b, r)
-                               for b, r, a in zip(det_boxes, rules, rolls)])
-        points, evidence = self._predict(img, crop_boxes, rolls)
-        points, evidence, _ = self._relevel(img, points, evidence, rolls)
+                               for b, r, a in zip(det_boxes, rules, crop_rolls)])
+        points, evidence = self._predict(img, crop_boxes, crop_rolls)
+        points, evidence = self._relevel(img, points, evidence)
         conf = self.confidence(evidence) if self.confidence is not None else [None] * len(points)
         self.timings["total"] = sum(self.timings[s] for s in STAGES)
         return [Face(b.astype(np.float32), pts, float(s), n, c, float(a))
-                for b, pts, s, n, c, a in zip(det_boxes, points, scores, names, conf, rolls)]
+                for b, pts, s, n, c, a in zip(det_boxes, points, scores, names, conf, crop_rolls)]
 
-    def _relevel(self, img: np.ndarray, points: np.ndarray, evidence: np.ndarray, rolls: np.ndarray,
-                 rounds: int = 2) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def _relevel(self, img: np.ndarray, points: np.ndarray, evidence: np.ndarray, rounds: int = 2
+                 ) -> tuple[np.ndarray, np.ndarray]:
         """Faces whose landmarks show a roll of `upright_from_deg` or more, once more from the training crop of
         those landmarks levelled by their own eye line; a second round where that turned the crop by over 5
         degrees. A detector's keypoints underestimate large rolls (YuNet's gave -8 to -40 degrees on 300-W
         faces rolled by -45), and its box places a rolled face only roughly."""
         pair = self.scheme.norm_points
         if self.upright_from_deg is None or pair is None:
-            return points, evidence, rolls
-        points, evidence, rolls = points.copy(), evidence.copy(), np.asarray(rolls, np.float64).copy()
+            return points, evidence
+        points, evidence = points.copy(), evidence.copy()
         seen = np.array([crop.points_roll(p, pair) for p in points])
         redo = np.flatnonzero(np.abs(seen) >= np.radians(self.upright_from_deg))
         for _ in range(rounds):
@@ -182,11 +184,11 @@ class Landmarker:
                 break
             boxes = np.stack([crop.rolled_landmark_box(points[i], seen[i], self.preprocess.gt_box_scale)
                               for i in redo])
-            p2, e2 = self._predict(img, boxes, seen[redo])
-            points[redo], evidence[redo], rolls[redo] = p2, e2, seen[redo]
-            seen[redo] = [crop.points_roll(p, pair) for p in p2]
-            redo = redo[np.abs(seen[redo] - rolls[redo]) > np.radians(5.0)]
-        return points, evidence, rolls
+            used = seen[redo]
+            points[redo], evidence[redo] = self._predict(img, boxes, used)
+            seen[redo] = [crop.points_roll(points[i], pair) for i in redo]
+            redo = redo[np.abs(seen[redo] - used) > np.radians(5.0)]
+        return points, evidence
 
     @staticmethod
     def _given_rolls(rolls: Sequence[float], n: int) -> np.ndarray:
@@ -197,11 +199,10 @@ class Landmarker:
 
     def _detect(self, img: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """The detector's boxes and scores, and the roll to level each first crop by (its eye keypoints'
-        slope where it gives keypoints, zoo.detectors.detect_rolls; 0 with levelling off)."""
+        slope where it gives keypoints, zoo.detectors.detect_rolls)."""
         from .detectors import detect_rolls
 
-        boxes, scores, rolls = detect_rolls(self.detector, img, retry_rolled=self.upright_from_deg is not None)
-        return boxes, scores, rolls if self.upright_from_deg is not None else np.zeros(len(boxes))
+        return detect_rolls(self.detector, img, retry_rolled=self.upright_from_deg is not None)
 
     def predict_crops(self, image: np.ndarray, crop_boxes: np.ndarray, evidence: bool = False,
                       rolls: np.ndarray | None = None) -> np.ndarray | tuple[np.ndarray, np.ndarray]:

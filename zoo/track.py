@@ -262,8 +262,6 @@ class Tracker:
         fresh = fresh[:room]
         if not fresh:
             return []
-        if getattr(self.lm, "upright_from_deg", None) is None:
-            rolls = np.zeros(len(boxes))
         faces = self.lm(img, boxes=boxes[fresh], box_rule=name, rolls=rolls[fresh]) if name else \
             self.lm(img, boxes=boxes[fresh], rolls=rolls[fresh])
         for f, j in zip(faces, fresh):
