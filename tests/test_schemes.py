@@ -7,7 +7,7 @@ import pytest
 
 import fixtures_datasets as fx
 from zoo.registry import ZooError
-from zoo.schemes import REGIONS, SCHEMES, WFLW98_TO_68, convert_points, get_scheme
+from zoo.schemes import REGIONS, SCHEMES, WFLW98_TO_68, convert_points, get_scheme, to_scheme
 
 WFLW_DATA = fx.SHARED / "data" / "wflw"
 WFLW_TEST_LIST = WFLW_DATA / "WFLW_annotations" / "list_98pt_test.txt"
@@ -62,6 +62,17 @@ def test_convert_points_identity_and_errors():
 
 
 @pytest.mark.skipif(not fx.have_samples("wflw"), reason="shared/data/samples/wflw absent")
+def test_to_scheme_goes_both_ways():
+    """Teachers of either scheme label pools of either: 98 -> 68 is the subset, 68 -> 98 leaves 30 NaN."""
+    p98 = np.random.default_rng(0).random((2, 98, 2)).astype(np.float32)
+    down = to_scheme(p98, "98", "68")
+    assert np.array_equal(down, p98[:, list(WFLW98_TO_68)])
+    up = to_scheme(down, "68", "98")
+    assert np.isnan(up[..., 0]).sum(1).tolist() == [30, 30]
+    assert np.array_equal(up[:, list(WFLW98_TO_68)], down)
+    assert np.array_equal(to_scheme(p98, "wflw", "98"), p98)
+
+
 def test_mapped_sample_faces_are_anatomically_ordered():
     """On the two real WFLW samples: the mapped eyes sit above the nose tip, which sits above the mouth, and the
     outer eye corners (36, 45) are WFLW's normaliser points (60, 72)."""

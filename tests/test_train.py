@@ -9,7 +9,7 @@ import torch
 
 from train.loop import Trainer
 from train.losses import feature_similarity_loss, gaussian_heatmaps, pipnet_loss, pipnet_targets
-from train.recipes import RECIPES
+from train.recipes import RECIPES, get_recipe
 from train_fixtures import quiet_recipe, tiny_data
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
@@ -58,7 +58,9 @@ def test_gaussian_targets_peak_at_landmark():
 
 def test_every_zoo_landmarker_has_a_recipe():
     import zoo
-    assert set(zoo.list_models()) == set(RECIPES)
+    assert set(RECIPES) == {n for n in zoo.list_models() if "." not in n}
+    for name in zoo.list_models():               # a tagged variant trains by its base's recipe
+        assert get_recipe(name).name == name.split(".")[0]
 
 
 def test_training_steps_lower_the_loss(tmp_path):
@@ -162,3 +164,39 @@ def test_card_says_whose_labels_a_peer_taught_model_learned_from(tmp_path):
     assert "pfld_ghostone and mediapipe_98" in note and "learned from labels made by other models" in note
     assert "combined 4.00%" in note and "`python -m x`" in note
     assert "was not found" in pseudo_label_note(tmp_path / "elsewhere" / "pool.npz")
+
+
+@needs_shared
+def test_a_smaller_input_trains_and_publishes_as_a_variant(tmp_path, monkeypatch):
+    """--input-size trains the entry at another size; the run's folder and the published `.fast` variant carry
+    that size (arch and preprocessing), the base entry keeps its own, and the variant loads and runs."""
+    import shutil
+
+    import zoo
+    from train.__main__ import main as train_main
+    from train.publish import publish
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr("train.cache.CACHE_DIR", tmp_path / "cache")
+    data = SHARED / "data" / "300w"
+    assert train_main(["pipnet_mbv2_300w", "--data", str(data), "--epochs", "1", "--limit", "16", "--batch-size", "8",
+                       "--input-size", "128", "--quiet", "--no-eval", "--threads", "2"]) == 0
+    final = tmp_path / "runs" / "pipnet_mbv2_300w" / "final"
+    cfg = json.loads((final / "config.json").read_text())
+    assert cfg["preprocess"]["input_size"] == cfg["arch_args"]["input_size"] == cfg["recipe"]["input_size"] == 128
+
+    reg = tmp_path / "registry.json"
+    shutil.copy(zoo.registry.REGISTRY_FILE, reg)
+    monkeypatch.setattr(zoo.registry, "REGISTRY_FILE", reg)
+    monkeypatch.setattr(zoo.registry, "_ENTRIES", None)
+    monkeypatch.setattr("zoo.files.BUNDLED_DIR", tmp_path / "bundle")
+    monkeypatch.setattr("train.publish.BUNDLED_DIR", tmp_path / "bundle")
+    publish("pipnet_mbv2_300w", final, data, split="common", limit=4, variant="fast")
+    v, base = zoo.registry.get("pipnet_mbv2_300w.fast"), zoo.registry.get("pipnet_mbv2_300w")
+    assert v.published and v.preprocess.input_size == v.arch_args["input_size"] == 128
+    assert base.preprocess.input_size == 256
+    lm = zoo.load("pipnet_mbv2_300w.fast", detector=None)
+    faces = lm(np.zeros((200, 180, 3), np.uint8), boxes=np.array([[20, 30, 150, 170]], np.float32))
+    assert faces[0].landmarks.shape == (68, 2) and np.isfinite(faces[0].landmarks).all()
+    monkeypatch.setattr(zoo.registry, "_ENTRIES", None)
+

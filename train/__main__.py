@@ -16,13 +16,12 @@ from pathlib import Path
 
 import torch
 
-
 from zoo.cpu import default_threads, native_bf16
 
 from .distributed import init_from_env, main_first, shutdown
 from .loop import Trainer, load_train_data
 from .output import finish
-from .recipes import get_recipe, resolve_teacher
+from .recipes import get_recipe, recipe_entry, resolve_teacher
 
 log = logging.getLogger("train")
 
@@ -64,6 +63,8 @@ def main(argv: list[str] | None = None) -> int:
                    help="a pseudo-label pool from python -m train.teachers (pool.npz); repeatable")
     p.add_argument("--no-partial", action="store_true", help="drop the recipe's partial-label sets (e.g. when a "
                    "pool already holds them completed by teachers)")
+    p.add_argument("--input-size", type=int, help="train at another input size than the entry's (a variant, e.g. "
+                   "publish --variant fast); a multiple of 32")
     p.add_argument("--limit", type=int, help="use only the first N training faces (smoke tests)")
     p.add_argument("--pretrained", type=Path, help="torchvision ImageNet checkpoint file for the backbone")
     p.add_argument("--no-pretrained", action="store_true", help="train from scratch")
@@ -93,7 +94,7 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(a.threads or default_threads())
     over = dict(epochs=a.epochs, batch_size=a.batch_size, lr=a.lr, fa_weight=a.fa_weight, fs_weight=a.fs_weight,
                 init=a.init, heatmap_fg_weight=a.heatmap_fg_weight, train_split=a.train_split, val_split=a.val_split,
-                warmup_epochs=a.warmup_epochs)
+                warmup_epochs=a.warmup_epochs, input_size=a.input_size)
     if a.no_pretrained:
         over["pretrained"] = False
     if a.pretrained:            # a file named on the command line is loaded, whatever the recipe says
@@ -116,7 +117,9 @@ def main(argv: list[str] | None = None) -> int:
             log.error("%s exists: pass --resume to continue it or --out for a new run", out / "checkpoint.pt")
             return 2
         with main_first(dist):              # rank 0 builds the crop cache; the others read it
-            data = load_train_data(recipe, a.data, 256, 1.1, a.limit, progress=not a.quiet and dist.main)
+            pre = recipe_entry(recipe).preprocess             # each entry trains at its own input size
+            data = load_train_data(recipe, a.data, pre.input_size, pre.gt_box_scale, a.limit,
+                                   progress=not a.quiet and dist.main)
         teacher = load_teacher(recipe.teacher, device) if recipe.teacher and (recipe.fa_weight or recipe.fs_weight) else None
         trainer = Trainer(recipe, data, out, device, bf16=use_bf16(a.bf16 if not a.no_bf16 else "off", device), pretrained_path=a.pretrained,
                           teacher=teacher, dist=dist, accum=a.accum_steps)

@@ -26,7 +26,7 @@ def augment_batch(img: torch.Tensor, lms: torch.Tensor, cfg: Augment, flip_perm:
     x = img.float() / 255.0
     ang = (_rand(b, g, dev) * 2 - 1) * math.radians(cfg.rotate_deg)
     sc = cfg.scale[0] + _rand(b, g, dev) * (cfg.scale[1] - cfg.scale[0])
-    t = (torch.rand(b, 2, generator=g).to(dev) * 2 - 1) * (2 * cfg.translate_px / s)   # in [-1,1] units
+    t = (torch.rand(b, 2, generator=g).to(dev) * 2 - 1) * (2 * cfg.translate_px / 256)  # [-1,1] units, any input size
     flip = _rand(b, g, dev) < cfg.flip
     # Forward map on centred coordinates u in [-1,1]: u' = sc * R u (+ mirror) + t
     cos, sin = torch.cos(ang) * sc, torch.sin(ang) * sc

@@ -20,9 +20,9 @@ from typing import Any
 
 from .datasets import read_dataset
 from .evaluate import evaluate, load_landmarker
+from .report import write_block
 
 log = logging.getLogger(__name__)
-START, END = "<!-- wflw-ablation:start -->", "<!-- wflw-ablation:end -->"
 
 
 def score_stage(model: str, wflw: Path, val_split: str, path: str | None = None) -> dict[str, Any]:
@@ -69,11 +69,7 @@ def main(argv: list[str] | None = None) -> int:
         a.json.parent.mkdir(parents=True, exist_ok=True)
         a.json.write_text(json.dumps(rows, indent=1))
     if a.readme:
-        readme = a.readme.read_text()
-        if START not in readme or END not in readme:
-            raise ValueError(f"{a.readme} has no {START} ... {END} block")
-        head, rest = readme.split(START, 1)
-        a.readme.write_text(head + START + "\n" + text + END + rest.split(END, 1)[1])
+        write_block(a.readme, "wflw-ablation", text)
     for name in a.cards:
         from zoo.hub import BUNDLED_DIR
         from .publish import refresh_card

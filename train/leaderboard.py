@@ -160,12 +160,7 @@ def load_docs(results: Path) -> list[dict]:
 
 
 def write_readme(readme: Path, table: str) -> None:
-    text = readme.read_text()
-    if START not in text or END not in text:
-        raise ValueError(f"{readme}: no {START} ... {END} markers to put the table between")
-    head, rest = text.split(START, 1)
-    _, tail = rest.split(END, 1)
-    readme.write_text(head + START + "\n" + table + "\n" + END + tail)
+    report.write_block(readme, "leaderboard", table)
 
 
 def build(out: Path, protocols: Sequence[str], command: str, readme: Path | None = None) -> Path:

@@ -29,7 +29,7 @@ from .augment import augment_batch
 from .cache import cached_crops
 from .distributed import SINGLE, DistInfo, barrier, mean_across
 from .losses import FeatureAligner, feature_similarity_loss, heatmap_loss, pipnet_loss
-from .recipes import Recipe
+from .recipes import Recipe, recipe_entry
 from .transfer import init_from
 
 log = logging.getLogger(__name__)
@@ -124,7 +124,7 @@ def hardware(device: str) -> str:
 
 
 def make_model(recipe: Recipe, mean_face: np.ndarray, pretrained_path: Path | None = None) -> torch.nn.Module:
-    entry = registry.get(recipe.name)
+    entry = recipe_entry(recipe)
     model = build_model(entry.arch, get_scheme(entry.scheme).num_points, **dict(entry.arch_args))
     if hasattr(model, "set_mean_face"):
         model.set_mean_face(mean_face)          # from the training labels, stored in the weight file
@@ -178,7 +178,7 @@ class Trainer:
             raise ValueError(f"{data.n_images} training faces cannot fill one global batch of {self.global_batch} "
                              f"({recipe.batch_size} per device x {dist.world} process(es) x {self.accum} accumulation)")
         self.lr = recipe.lr * dist.world * self.accum
-        self.entry = registry.get(recipe.name)
+        self.entry = recipe_entry(recipe)
         self.scheme = get_scheme(self.entry.scheme)
         torch.manual_seed(recipe.seed)
         self.mean_face = data.landmarks.nanmean(0).numpy()      # each point over the faces that label it

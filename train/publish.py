@@ -13,7 +13,7 @@ import logging
 import sys
 from pathlib import Path
 
-from zoo import registry
+from zoo import entry_from_config, registry
 from zoo.hub import BUNDLED_DIR, load_folder, render_card, save_folder, sha256_file
 
 from .card import training_markdown
@@ -108,9 +108,10 @@ def publish(name: str, run: Path, data: Path, split: str | None = None, limit: i
     config = provenance(run, config)
     if config.get("name") != name:
         raise ValueError(f"{run} holds {config.get('name')!r}, not {name!r}")
-    if variant:
+    if variant:               # a variant keeps its own weights' preprocessing (e.g. a smaller input)
         name = registry.add_variant(name, variant).name
         config["name"] = name
+        registry.update_entry(name, arch_args=config["arch_args"], preprocess=entry_from_config(config).preprocess)
     entry = registry.get(name)
     split = split or {"300w": "common"}.get(entry.dataset, "test")
     m32 = evaluate_folder(run, data, entry.dataset, split, limit=limit, progress=False)

@@ -14,7 +14,7 @@ from zoo import registry
 
 @dataclass(frozen=True)
 class Augment:
-    translate_px: float = 30.0       # +- pixels at the 256 input
+    translate_px: float = 30.0       # +- pixels at a 256 input (the same share of the crop at any size)
     rotate_deg: float = 30.0
     scale: tuple[float, float] = (1.0, 1.0)
     flip: float = 0.5
@@ -55,6 +55,7 @@ class Recipe:
     partial: tuple[str, ...] = ()
     init: str | None = None          # zoo entry or model folder whose weights start training (train/transfer.py)
     pseudo: tuple[str, ...] = ()     # pseudo-label pools (train.teachers' pool.npz) added to the training data
+    input_size: int | None = None    # None: the entry's; another size trains a variant (publish --variant)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -80,7 +81,7 @@ def _base(name: str) -> Recipe:
     return r
 
 
-RECIPES: dict[str, Recipe] = {n: _base(n) for n in registry.list_models()}
+RECIPES: dict[str, Recipe] = {n: _base(n) for n in registry.list_models() if "." not in n}
 PAPER_RECIPES: dict[str, Recipe] = dict(RECIPES)      # as published, before our from-scratch changes
 # The published 300W entries: from scratch (see SCRATCH_NOTE); epochs set to what CPU time allowed.
 for _n in ("pipnet_r18_300w", "pipnet_mbv2_300w", "pipnet_r50_300w", "pipnet_r101_300w"):
@@ -124,6 +125,7 @@ def resolve_teacher(recipe: Recipe) -> Recipe:
 
 def get_recipe(name: str, paper: bool = False, **overrides: Any) -> Recipe:
     """The zoo entry's recipe (or, with paper=True, the paper's as published), with overrides."""
+    name = name if name in RECIPES else name.split(".")[0]    # a tagged variant trains by its base's recipe
     if name not in RECIPES:
         raise KeyError(f"no recipe {name!r}; recipes exist for every zoo landmarker: {sorted(RECIPES)}")
     base = (PAPER_RECIPES if paper else RECIPES)[name]
@@ -131,3 +133,13 @@ def get_recipe(name: str, paper: bool = False, **overrides: Any) -> Recipe:
     if "epochs" in over and "milestones" not in over:     # a step schedule keeps its shape at any length
         over["milestones"] = tuple(max(1, round(m * over["epochs"] / base.epochs)) for m in base.milestones)
     return replace(base, **over)
+
+
+def recipe_entry(recipe: Recipe) -> registry.Entry:
+    """The registry entry a run trains, at the recipe's input size when it sets one (the run's config.json then
+    carries that size, so the folder loads and publishes as what it is)."""
+    e = registry.get(recipe.name)
+    if recipe.input_size is None or recipe.input_size == e.preprocess.input_size:
+        return e
+    return replace(e, arch_args={**e.arch_args, "input_size": recipe.input_size},
+                   preprocess=replace(e.preprocess, input_size=recipe.input_size))

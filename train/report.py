@@ -16,6 +16,16 @@ import numpy as np
 from zoo.metrics import plot_ced
 
 
+def write_block(readme: Path, marker: str, body: str) -> None:
+    """Replace what sits between `<!-- marker:start -->` and `<!-- marker:end -->` in `readme` with `body`."""
+    start, end = f"<!-- {marker}:start -->", f"<!-- {marker}:end -->"
+    text = readme.read_text()
+    if start not in text or end not in text:
+        raise ValueError(f"{readme}: no {start} ... {end} markers to put the table between")
+    head, rest = text.split(start, 1)
+    readme.write_text(head + start + "\n" + body.rstrip("\n") + "\n" + end + rest.split(end, 1)[1])
+
+
 @dataclass(frozen=True)
 class Column:
     key: str          # "300w_common"

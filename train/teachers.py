@@ -34,7 +34,7 @@ from tqdm import tqdm
 
 from zoo import crop
 from zoo.images import load_image
-from zoo.schemes import Scheme, embed_points, get_scheme
+from zoo.schemes import Scheme, get_scheme, to_scheme
 
 from .datasets import read_dataset, sibling_root
 from .evaluate import load_landmarker
@@ -63,8 +63,8 @@ def teacher_points(teacher: Any, scheme: Scheme, img: np.ndarray, boxes: np.ndar
         crops = boxes
     label, dis = point_disagreement(teacher, *flip_pair(teacher, img, crops))
     if teacher.scheme.name != scheme.name:
-        label, dis = embed_points(label, teacher.scheme.name, scheme.name), \
-            embed_points(np.repeat(dis[..., None], 2, -1), teacher.scheme.name, scheme.name)[..., 0]
+        label, dis = to_scheme(label, teacher.scheme.name, scheme.name), \
+            to_scheme(np.repeat(dis[..., None], 2, -1), teacher.scheme.name, scheme.name)[..., 0]
     return label.astype(np.float32), dis.astype(np.float32)
 
 
@@ -115,7 +115,7 @@ def priors(teachers: dict[str, Any], scheme: Scheme, val: list[Any], progress: b
     report: each teacher's NME there, and the combination's (which never sees those labels)."""
     faces = [(s.image_path, crop.gt_crop_box(s.landmarks, 1.1), False) for s in val]
     preds, flips = run_teachers(teachers, scheme, faces, progress)
-    gt = np.stack([embed_points(s.landmarks[None], get_scheme(len(s.landmarks)).name, scheme.name)[0] for s in val])
+    gt = np.stack([to_scheme(s.landmarks[None], get_scheme(len(s.landmarks)).name, scheme.name)[0] for s in val])
     norm = np.maximum(scheme.norm_distance(np.nan_to_num(gt)), 1e-6)
     err = np.linalg.norm(preds - gt[None], axis=-1) / norm[None, :, None]        # (T,F,N)
     prior = np.full((len(teachers), scheme.num_points), 0.1, np.float32)
@@ -179,7 +179,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         name, split = spec.split("/")
         for s in read_dataset(name, sibling_root(a.data, name), split)[:a.limit]:
             faces.append((s.image_path, crop.gt_crop_box(s.landmarks, 1.1), False))
-            known.append(embed_points(s.landmarks[None], get_scheme(len(s.landmarks)).name, scheme.name)[0])
+            known.append(to_scheme(s.landmarks[None], get_scheme(len(s.landmarks)).name, scheme.name)[0])
     preds, flips = run_teachers(teachers, scheme, faces, progress)
     label, unc = combine(preds, flips, prior, scheme)
     for i, k in enumerate(known):            # real labels stay: teachers fill only the missing points

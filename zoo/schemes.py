@@ -181,6 +181,13 @@ def embed_points(points: np.ndarray, src: str, dst: str) -> np.ndarray:
     return out
 
 
+def to_scheme(points: np.ndarray, src: str, dst: str) -> np.ndarray:
+    """Landmarks (..., N, 2) of `src` in `dst`'s layout either way: the subset when `dst` is the smaller scheme
+    ("98" -> "68"), else embedded with NaN where `src` has no point ("68" -> "98")."""
+    a, b = get_scheme(src).name, get_scheme(dst).name
+    return convert_points(points, a, b) if (a, b) in _POINT_MAPS else embed_points(points, a, b)
+
+
 def convert_points(points: np.ndarray, src: str, dst: str) -> np.ndarray:
     """Landmarks (..., N, 2) of scheme `src` as scheme `dst` (names, datasets or point counts: "98", "wflw",
     68). Only subsets are supported ("98" -> "68"); the same scheme gives the points back unchanged."""

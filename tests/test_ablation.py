@@ -1,0 +1,37 @@
+"""python -m train.ablation: rows scored on the same faces, stored scores kept for runs that are gone."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+import fixtures_datasets as fx
+
+
+@pytest.mark.skipif(not (fx.have_300w() and fx.have_samples("wflw")), reason="../shared data absent")
+def test_ablation_scores_rows_and_keeps_what_it_cannot_rescore(tmp_path):
+    from train.ablation import main
+
+    fx.write_300w(tmp_path, per_folder=1)
+    fx.write_wflw(tmp_path)
+    rows = [{"label": "published", "model": "pipnet_mbv2_300w", "data": "300-W fit"},
+            {"label": "deleted run", "model": str(tmp_path / "runs" / "gone" / "final"), "data": "-"}]
+    (tmp_path / "rows.json").write_text(json.dumps(rows))
+    out, readme = tmp_path / "ablation.json", tmp_path / "README.md"
+    readme.write_text("# x\n<!-- t:start -->\nold\n<!-- t:end -->\nafter\n")
+    args = ["--rows", str(tmp_path / "rows.json"), "--data", str(tmp_path), "--columns", "300w/common", "wflw/test:68",
+            "--json", str(out), "--readme", str(readme), "--marker", "t"]
+    assert main(args) == 0
+    doc = json.loads(out.read_text())
+    scores = doc["rows"][0]["scores"]
+    assert set(scores) == {"300w/common", "wflw/test:68"} and all(0 < v < 0.5 for v in scores.values())
+    assert doc["rows"][1]["scores"] == {}
+    doc["rows"][1]["scores"] = {"300w/common": 0.0321}          # what an earlier run measured
+    out.write_text(json.dumps(doc))
+    assert main(args) == 0
+    again = json.loads(out.read_text())["rows"]
+    assert again[1]["scores"] == {"300w/common": 0.0321}
+    assert np.isclose(again[0]["scores"]["300w/common"], scores["300w/common"])
+    text = readme.read_text()
+    assert "old" not in text and "| deleted run | - | 3.21 | – |" in text and text.endswith("<!-- t:end -->\nafter\n")

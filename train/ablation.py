@@ -1,0 +1,80 @@
+"""An ablation table: training runs (or entries, or peers) scored on the same faces with ground-truth crops.
+
+    python -m train.ablation --rows docs/teachers68_rows.json --data ../shared/data \
+        --columns 300w/val wflw/fewshot_val 300w/common wflw/test:68 wflw/test_pose:68 \
+        --json docs/results/teachers68_ablation.json --readme README.md --marker teachers68
+
+`--rows`: a JSON list of {"label", "model" (zoo entry, run folder or peer), "data", optional "command"}. A
+column is `dataset/split[:points]`, scored in that scheme (a 98-point model on 300-W in the 68 shared points).
+Held-out columns (val, fewshot_val) are the ones that choose; test columns only report. A row whose model is
+missing (a run folder deleted) keeps the scores the JSON already holds for it. The table goes to --json and,
+with --readme, between `<!-- MARKER:start -->` and `<!-- MARKER:end -->`.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Any
+
+from .datasets import read_dataset, sibling_root
+from .evaluate import evaluate, load_landmarker
+from .report import write_block
+
+log = logging.getLogger("train.ablation")
+
+
+def score(model: str, data: Path, columns: list[str]) -> dict[str, float]:
+    lm = load_landmarker(model)
+    out = {}
+    for col in columns:
+        spec, _, points = col.partition(":")
+        name, split = spec.split("/")
+        samples = read_dataset(name, sibling_root(data, name), split)
+        out[col] = evaluate(lm, samples, scheme=points or None, progress=False).nme
+    return out
+
+
+def table(rows: list[dict[str, Any]], columns: list[str]) -> str:
+    head = "| row | trained on | " + " | ".join(c.replace(":", ", ") + " pts" if ":" in c else c for c in columns)
+    out = [head + " |", "|---|---|" + "---|" * len(columns)]
+    for r in rows:
+        cells = [f"{100 * r['scores'][c]:.2f}" if c in r.get("scores", {}) else "–" for c in columns]
+        out.append(f"| {r['label']} | {r['data']} | " + " | ".join(cells) + " |")
+    return "\n".join(out) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m train.ablation", description=__doc__.splitlines()[0])
+    p.add_argument("--rows", type=Path, required=True)
+    p.add_argument("--data", type=Path, required=True, help="folder holding the datasets (300w/, wflw/)")
+    p.add_argument("--columns", nargs="+", required=True, help="dataset/split[:points], e.g. wflw/test:68")
+    p.add_argument("--json", type=Path, required=True)
+    p.add_argument("--readme", type=Path)
+    p.add_argument("--marker", default="ablation")
+    a = p.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s")
+    old = {r["label"]: r for r in json.loads(a.json.read_text())["rows"]} if a.json.is_file() else {}
+    rows = []
+    for r in json.loads(a.rows.read_text()):
+        model = r["model"]
+        if "/" in model and not Path(model).exists():
+            log.warning("%s: %s is gone; keeping the stored scores", r["label"], model)
+            rows.append({**r, "scores": old.get(r["label"], {}).get("scores", {})})
+            continue
+        log.info("scoring %s (%s)", r["label"], model)
+        rows.append({**r, "scores": score(model, a.data, a.columns)})
+    a.json.parent.mkdir(parents=True, exist_ok=True)
+    a.json.write_text(json.dumps({"columns": a.columns, "rows": rows,
+                                  "command": "python -m train.ablation " + " ".join(argv or sys.argv[1:])}, indent=1))
+    md = table(rows, a.columns)
+    print(md)
+    if a.readme:
+        write_block(a.readme, a.marker, md)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
