@@ -97,8 +97,19 @@ def provenance(run: Path, config: dict) -> dict:
         t["self_training"]["start_record"] = {"epochs": sc.get("epochs"), "init": starts[0][1].get("init"),
                                               "data": sc.get("data")}
     chain = [command(folder) for folder, _ in reversed(starts)] + [command(run)]
-    t["commands"] = list(dict.fromkeys(c for c in chain if c))
+    t["commands"] = list(dict.fromkeys(c for c in _init_commands(config) + chain if c))
     return config
+
+
+def _init_commands(config: dict) -> list[str]:
+    """The commands that made the weights a run started from (`--init` a zoo entry or folder), read before a
+    publish replaces them, so the card's chain reaches back to the first run."""
+    init = (config.get("recipe") or {}).get("init")
+    if not init:
+        return []
+    folder = Path(init) if Path(init).is_dir() else BUNDLED_DIR / init
+    start = folder / "config.json"
+    return list(json.loads(start.read_text()).get("training", {}).get("commands", [])) if start.is_file() else []
 
 
 def publish(name: str, run: Path, data: Path, split: str | None = None, limit: int | None = None,
