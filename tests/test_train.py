@@ -100,11 +100,23 @@ def test_distillation_trains_student_and_aligner(tmp_path):
     assert not torch.equal(before, t.aligner.proj[0].weight)
 
 
+def scratch_registry(tmp_path, monkeypatch) -> None:
+    """Publishing in a test writes a copy of the registry and a scratch bundle folder, never the real ones."""
+    import shutil
+
+    import zoo
+
+    reg = tmp_path / "registry.json"
+    shutil.copy(zoo.registry.REGISTRY_FILE, reg)
+    monkeypatch.setattr(zoo.registry, "REGISTRY_FILE", reg)
+    monkeypatch.setattr(zoo.registry, "_ENTRIES", None)
+    monkeypatch.setattr("zoo.files.BUNDLED_DIR", tmp_path / "bundle")
+    monkeypatch.setattr("train.publish.BUNDLED_DIR", tmp_path / "bundle")
+
+
 @needs_shared
 def test_cli_train_evaluate_publish_on_real_faces(tmp_path, monkeypatch):
     """python -m train on 16 real faces, 1 epoch, then publish into a scratch registry and bundle dir."""
-    import shutil
-
     import zoo
     from train.__main__ import main as train_main
     from train.publish import publish
@@ -119,12 +131,7 @@ def test_cli_train_evaluate_publish_on_real_faces(tmp_path, monkeypatch):
     cfg = json.loads((final / "config.json").read_text())
     assert cfg["training"]["epochs"] == 1 and cfg["recipe"]["pretrained"] is False
 
-    reg = tmp_path / "registry.json"
-    shutil.copy(zoo.registry.REGISTRY_FILE, reg)
-    monkeypatch.setattr(zoo.registry, "REGISTRY_FILE", reg)
-    monkeypatch.setattr(zoo.registry, "_ENTRIES", None)
-    monkeypatch.setattr("zoo.files.BUNDLED_DIR", tmp_path / "bundle")
-    monkeypatch.setattr("train.publish.BUNDLED_DIR", tmp_path / "bundle")
+    scratch_registry(tmp_path, monkeypatch)
     metrics = publish("pipnet_mbv2_300w", final, data, split="common", limit=6)
     e = zoo.registry.get("pipnet_mbv2_300w")
     assert e.status == "published" and len(e.hub.sha256) == 64 and e.metrics["n"] == 6
@@ -170,8 +177,6 @@ def test_card_says_whose_labels_a_peer_taught_model_learned_from(tmp_path):
 def test_a_smaller_input_trains_and_publishes_as_a_variant(tmp_path, monkeypatch):
     """--input-size trains the entry at another size; the run's folder and the published `.fast` variant carry
     that size (arch and preprocessing), the base entry keeps its own, and the variant loads and runs."""
-    import shutil
-
     import zoo
     from train.__main__ import main as train_main
     from train.publish import publish
@@ -185,12 +190,7 @@ def test_a_smaller_input_trains_and_publishes_as_a_variant(tmp_path, monkeypatch
     cfg = json.loads((final / "config.json").read_text())
     assert cfg["preprocess"]["input_size"] == cfg["arch_args"]["input_size"] == cfg["recipe"]["input_size"] == 128
 
-    reg = tmp_path / "registry.json"
-    shutil.copy(zoo.registry.REGISTRY_FILE, reg)
-    monkeypatch.setattr(zoo.registry, "REGISTRY_FILE", reg)
-    monkeypatch.setattr(zoo.registry, "_ENTRIES", None)
-    monkeypatch.setattr("zoo.files.BUNDLED_DIR", tmp_path / "bundle")
-    monkeypatch.setattr("train.publish.BUNDLED_DIR", tmp_path / "bundle")
+    scratch_registry(tmp_path, monkeypatch)
     publish("pipnet_mbv2_300w", final, data, split="common", limit=4, variant="fast")
     v, base = zoo.registry.get("pipnet_mbv2_300w.fast"), zoo.registry.get("pipnet_mbv2_300w")
     assert v.published and v.preprocess.input_size == v.arch_args["input_size"] == 128

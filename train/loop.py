@@ -19,7 +19,7 @@ from torch import nn
 from tqdm import tqdm
 
 from zoo import registry
-from zoo.cpu import cpu_name
+from zoo.cpu import cpu_name, simd_summary
 from zoo.crop import normalise_tensor
 from zoo.nets import build_model
 from zoo.nets.backbones import find_imagenet_checkpoint, load_imagenet
@@ -119,7 +119,7 @@ def pool_data(pool: Path, scheme: str, size: int, scale: float, progress: bool =
 def hardware(device: str) -> str:
     if device.startswith("cuda") and torch.cuda.is_available():
         return torch.cuda.get_device_name(0)
-    return f"{cpu_name()}, {torch.get_num_threads()} thread(s)"
+    return f"{cpu_name()} ({simd_summary()}), {torch.get_num_threads()} thread(s)"   # int8/bf16 speed follows the flags
 
 
 
