@@ -89,6 +89,8 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     if a.pretrained and a.no_pretrained:
         p.error("--pretrained FILE and --no-pretrained contradict each other")
+    if a.input_size is not None and (a.input_size < 32 or a.input_size % 32):
+        p.error(f"--input-size {a.input_size}: the networks' stride is 32, so a multiple of 32 is needed")
     if a.pretrained and not a.pretrained.is_file():
         p.error(f"--pretrained {a.pretrained}: no such file")
     torch.set_num_threads(a.threads or default_threads())

@@ -26,15 +26,19 @@ from .report import write_block
 log = logging.getLogger("train.ablation")
 
 
-def score(model: str, data: Path, columns: list[str]) -> dict[str, float]:
-    lm = load_landmarker(model)
+def column_faces(data: Path, columns: list[str]) -> dict[str, list]:
+    """Each column's faces, read once for every row."""
     out = {}
     for col in columns:
-        spec, _, points = col.partition(":")
-        name, split = spec.split("/")
-        samples = read_dataset(name, sibling_root(data, name), split)
-        out[col] = evaluate(lm, samples, scheme=points or None, progress=False).nme
+        name, split = col.partition(":")[0].split("/")
+        out[col] = read_dataset(name, sibling_root(data, name), split)
     return out
+
+
+def score(model: str, faces: dict[str, list]) -> dict[str, float]:
+    lm = load_landmarker(model)
+    return {col: evaluate(lm, samples, scheme=col.partition(":")[2] or None, progress=False).nme
+            for col, samples in faces.items()}
 
 
 def table(rows: list[dict[str, Any]], columns: list[str]) -> str:
@@ -57,6 +61,7 @@ def main(argv: list[str] | None = None) -> int:
     a = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s")
     old = {r["label"]: r for r in json.loads(a.json.read_text())["rows"]} if a.json.is_file() else {}
+    faces = column_faces(a.data, a.columns)
     rows = []
     for r in json.loads(a.rows.read_text()):
         model = r["model"]
@@ -65,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
             rows.append({**r, "scores": old.get(r["label"], {}).get("scores", {})})
             continue
         log.info("scoring %s (%s)", r["label"], model)
-        rows.append({**r, "scores": score(model, a.data, a.columns)})
+        rows.append({**r, "scores": score(model, faces)})
     a.json.parent.mkdir(parents=True, exist_ok=True)
     a.json.write_text(json.dumps({"columns": a.columns, "rows": rows,
                                   "command": "python -m train.ablation " + " ".join(argv or sys.argv[1:])}, indent=1))

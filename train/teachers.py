@@ -62,10 +62,14 @@ def teacher_points(teacher: Any, scheme: Scheme, img: np.ndarray, boxes: np.ndar
     else:
         crops = boxes
     label, dis = point_disagreement(teacher, *flip_pair(teacher, img, crops))
-    if teacher.scheme.name != scheme.name:
-        label, dis = to_scheme(label, teacher.scheme.name, scheme.name), \
-            to_scheme(np.repeat(dis[..., None], 2, -1), teacher.scheme.name, scheme.name)[..., 0]
+    label = to_scheme(label, teacher.scheme.name, scheme.name)
+    dis = to_scheme(np.repeat(dis[..., None], 2, -1), teacher.scheme.name, scheme.name)[..., 0]
     return label.astype(np.float32), dis.astype(np.float32)
+
+
+def labels_in(sample: Any, scheme: Scheme) -> np.ndarray:
+    """A labelled face's own landmarks in `scheme`'s layout (NaN where its dataset has no such point)."""
+    return to_scheme(sample.landmarks[None], get_scheme(len(sample.landmarks)).name, scheme.name)[0]
 
 
 def combine(preds: np.ndarray, flips: np.ndarray, prior: np.ndarray, scheme: Scheme
@@ -115,7 +119,7 @@ def priors(teachers: dict[str, Any], scheme: Scheme, val: list[Any], progress: b
     report: each teacher's NME there, and the combination's (which never sees those labels)."""
     faces = [(s.image_path, crop.gt_crop_box(s.landmarks, 1.1), False) for s in val]
     preds, flips = run_teachers(teachers, scheme, faces, progress)
-    gt = np.stack([to_scheme(s.landmarks[None], get_scheme(len(s.landmarks)).name, scheme.name)[0] for s in val])
+    gt = np.stack([labels_in(s, scheme) for s in val])
     norm = np.maximum(scheme.norm_distance(np.nan_to_num(gt)), 1e-6)
     err = np.linalg.norm(preds - gt[None], axis=-1) / norm[None, :, None]        # (T,F,N)
     prior = np.full((len(teachers), scheme.num_points), 0.1, np.float32)
@@ -179,7 +183,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         name, split = spec.split("/")
         for s in read_dataset(name, sibling_root(a.data, name), split)[:a.limit]:
             faces.append((s.image_path, crop.gt_crop_box(s.landmarks, 1.1), False))
-            known.append(to_scheme(s.landmarks[None], get_scheme(len(s.landmarks)).name, scheme.name)[0])
+            known.append(labels_in(s, scheme))
     preds, flips = run_teachers(teachers, scheme, faces, progress)
     label, unc = combine(preds, flips, prior, scheme)
     for i, k in enumerate(known):            # real labels stay: teachers fill only the missing points
