@@ -142,22 +142,18 @@ def test_cli_train_evaluate_publish_on_real_faces(tmp_path, monkeypatch):
     monkeypatch.setattr(zoo.registry, "_ENTRIES", None)
 
 
-def test_ablation_table_reads_what_each_run_measured(tmp_path):
-    from train.publish import ablation_markdown
+def test_ablation_card_section_averages_the_seeds_of_an_arm():
+    from train.ablation import card_section
 
-    runs = []
-    for arm, fa, fs, nme in (("none", 0.0, 0.0, 0.051), ("both", 1.0, 1.0, 0.047)):
-        final = tmp_path / arm / "final"
-        final.mkdir(parents=True)
-        recipe = {"teacher": None if arm == "none" else "pipnet_r18_300w", "fa_weight": fa, "fs_weight": fs}
-        (final / "config.json").write_text(json.dumps({"recipe": recipe, "training": {"wall_time_s": 600.0}}))
-        (final / "metrics.json").write_text(json.dumps({"nme": nme, "fr": 0.01, "auc": 0.5}))
-        (final / "train_command.txt").write_text(f"python -m train mobilefan_300w --out runs/{arm}\n")
-        runs.append(final)
-    table = ablation_markdown(runs)
-    assert "| none | - | 0 | 0 | 5.10 | 1.00 | 0.500 | 10 | `python -m train mobilefan_300w --out runs/none` |" in table
-    assert "| both | pipnet_r18_300w | 1.0 | 1.0 | 4.70 |" in table
-
+    cols = ["300w/val", "300w/common"]
+    rows = [{"label": f"both, seed {s}", "arm": "both", "data": "fit", "model": f"runs/both_s{s}/final",
+             "scores": {"300w/val": v, "300w/common": c}} for s, v, c in ((0, 0.040, 0.036), (1, 0.042, 0.038))]
+    rows.append({"label": "old", "data": "train", "model": "mobilefan_300w", "scores": {"300w/val": 0.05}})
+    md = card_section({"columns": cols, "rows": rows, "command": "python -m train.ablation --rows r.json"})
+    assert md.startswith("## Ablation") and "`python -m train.ablation --rows r.json`" in md
+    assert "| both, seed 1 | fit | 4.20 | 3.80 |" in md
+    assert "| **both**, mean of 2 seeds | fit | 4.10 | 3.70 |" in md
+    assert "| old | train | 5.00 | – |" in md            # a score it lacks stays empty, never invented
 
 def test_card_says_whose_labels_a_peer_taught_model_learned_from(tmp_path):
     import json

@@ -82,6 +82,7 @@ def main(argv: list[str] | None = None) -> int:
                    help="bf16 autocast; auto: only where the device has native bf16 (zoo.cpu.native_bf16); "
                    "emulated on an AVX2-only CPU it is several times slower")
     p.add_argument("--no-bf16", action="store_true", help="the same as --bf16 off")
+    p.add_argument("--seed", type=int, help="seed of initialisation and data order (repeat an ablation arm)")
     p.add_argument("--threads", type=int, help="torch threads (default: the cores this process may use)")
     p.add_argument("--no-eval", action="store_true", help="skip evaluation on the test split")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
@@ -96,7 +97,7 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(a.threads or default_threads())
     over = dict(epochs=a.epochs, batch_size=a.batch_size, lr=a.lr, fa_weight=a.fa_weight, fs_weight=a.fs_weight,
                 init=a.init, heatmap_fg_weight=a.heatmap_fg_weight, train_split=a.train_split, val_split=a.val_split,
-                warmup_epochs=a.warmup_epochs, input_size=a.input_size)
+                warmup_epochs=a.warmup_epochs, input_size=a.input_size, seed=a.seed)
     if a.no_pretrained:
         over["pretrained"] = False
     if a.pretrained:            # a file named on the command line is loaded, whatever the recipe says

@@ -4,7 +4,8 @@
         --columns 300w/val wflw/fewshot_val 300w/common wflw/test:68 wflw/test_pose:68 \
         --json docs/results/teachers68_ablation.json --readme README.md --marker teachers68
 
-`--rows`: a JSON list of {"label", "model" (zoo entry, run folder or peer), "data", optional "command"}. A
+`--rows`: a JSON list of {"label", "model" (zoo entry, run folder or peer), "data", optional "command", optional
+"arm" (rows sharing an arm differ only by seed: the table adds their mean)}. A
 column is `dataset/split[:points]`, scored in that scheme (a 98-point model on 300-W in the 68 shared points).
 Held-out columns (val, fewshot_val) are the ones that choose; test columns only report. A row whose model is
 missing (a run folder deleted) keeps the scores the JSON already holds for it. The table goes to --json and,
@@ -41,13 +42,32 @@ def score(model: str, faces: dict[str, list]) -> dict[str, float]:
             for col, samples in faces.items()}
 
 
+def arm_means(rows: list[dict[str, Any]], columns: list[str]) -> list[dict[str, Any]]:
+    """One row per `arm` (rows that differ only by seed): the mean of each column over its seeds."""
+    arms: dict[str, list[dict[str, Any]]] = {}
+    for r in rows:
+        if "arm" in r:
+            arms.setdefault(r["arm"], []).append(r)
+    return [{"label": f"**{arm}**, mean of {len(rs)} seeds", "data": rs[0]["data"],
+             "scores": {c: sum(r["scores"][c] for r in rs) / len(rs) for c in columns
+                        if all(c in r.get("scores", {}) for r in rs)}}
+            for arm, rs in arms.items()]
+
+
 def table(rows: list[dict[str, Any]], columns: list[str]) -> str:
     head = "| row | trained on | " + " | ".join(c.replace(":", ", ") + " pts" if ":" in c else c for c in columns)
     out = [head + " |", "|---|---|" + "---|" * len(columns)]
-    for r in rows:
+    for r in rows + arm_means(rows, columns):
         cells = [f"{100 * r['scores'][c]:.2f}" if c in r.get("scores", {}) else "–" for c in columns]
         out.append(f"| {r['label']} | {r['data']} | " + " | ".join(cells) + " |")
     return "\n".join(out) + "\n"
+
+
+def card_section(result: dict[str, Any]) -> str:
+    """A model card's ablation section from what `python -m train.ablation` wrote (its --json)."""
+    return ("## Ablation\n\nNME % with ground-truth crops; the held-out columns (val, fewshot_val) chose, the test "
+            "columns only report. Each row's model was scored on the same faces by\n`" + result["command"] +
+            "`.\n\n" + table(result["rows"], result["columns"]))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -16,6 +16,7 @@ from pathlib import Path
 from zoo import entry_from_config, registry
 from zoo.hub import BUNDLED_DIR, load_folder, render_card, save_folder, sha256_file
 
+from .ablation import card_section
 from .card import training_markdown
 from .evaluate import evaluate_folder
 
@@ -49,25 +50,6 @@ def refresh_card(name: str) -> Path:
         ("\n" + ablation.read_text() if ablation.is_file() else "")
     (dest / "README.md").write_text(render_card(config, metrics, body))
     return dest / "README.md"
-
-
-def ablation_markdown(runs: list[Path]) -> str:
-    """A card section comparing training runs (e.g. distillation arms) from what each run measured itself:
-    its config.json (recipe) and metrics.json (written by train.evaluate when the run finished)."""
-    rows = ["## Ablation", "", "Same data, schedule and seed; each row is one run of `python -m train`, evaluated "
-            "by `train.evaluate` on the test split when it finished.", "",
-            "| run | teacher | feature-aligned | feature-similarity | NME % | FR % | AUC | wall min | command |",
-            "|---|---|---|---|---|---|---|---|---|"]
-    for run in runs:
-        cfg = json.loads((run / "config.json").read_text())
-        m = json.loads((run / "metrics.json").read_text())
-        r, t = cfg["recipe"], cfg["training"]
-        teacher = r.get("teacher") if (r.get("fa_weight") or r.get("fs_weight")) else None
-        cmd = (run / "train_command.txt").read_text().strip() if (run / "train_command.txt").exists() else ""
-        rows.append(f"| {run.parent.name} | {teacher or '-'} | {r.get('fa_weight') if teacher else 0} | "
-                    f"{r.get('fs_weight') if teacher else 0} | {100 * m['nme']:.2f} | {100 * m['fr']:.2f} | "
-                    f"{m['auc']:.3f} | {t['wall_time_s'] / 60:.0f} | `{cmd}` |")
-    return "\n".join(rows) + "\n"
 
 
 def _starting_folders(config: dict):
@@ -113,7 +95,7 @@ def _init_commands(config: dict) -> list[str]:
 
 
 def publish(name: str, run: Path, data: Path, split: str | None = None, limit: int | None = None,
-            ablation: list[Path] | None = None, variant: str | None = None) -> dict:
+            ablation: Path | None = None, variant: str | None = None) -> dict:
     """Bundle `run` as entry `name`, or as its tagged variant `name.variant` (other weights, same recipe)."""
     config, state = load_folder(run)
     config = provenance(run, config)
@@ -140,7 +122,8 @@ def publish(name: str, run: Path, data: Path, split: str | None = None, limit: i
     registry.update_entry(name, metrics=metrics)
     (dest / "metrics.json").write_text(json.dumps({"fp16": m16, "fp32": m32}, indent=1))
     if ablation:
-        (dest / "ablation.md").write_text(ablation_markdown(ablation))    # kept: refresh_card re-renders it
+        # kept beside the weights: refresh_card re-renders it
+        (dest / "ablation.md").write_text(card_section(json.loads(Path(ablation).read_text())))
     refresh_card(name)
     log.info("published %s: sha256 %s, NME %.3f%% (fp32 %.3f%%)", name, sha, 100 * m16["nme"], 100 * m32["nme"])
     return metrics
@@ -153,7 +136,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--data", type=Path, required=True)
     p.add_argument("--split")
     p.add_argument("--limit", type=int)
-    p.add_argument("--ablation", type=Path, nargs="+", help="final folders of comparable runs: a table on the card")
+    p.add_argument("--ablation", type=Path, help="the --json of python -m train.ablation: its table on the card")
     p.add_argument("--variant", help="publish as the tagged variant NAME.VARIANT (e.g. st), leaving NAME as it is")
     a = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s")

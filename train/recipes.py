@@ -89,11 +89,13 @@ for _n in ("pipnet_r18_300w", "pipnet_mbv2_300w", "pipnet_r50_300w", "pipnet_r10
 # MobileFAN distils from the best published PIPNet of its dataset, resolved when training starts: publishing a
 # stronger teacher (ResNet50/101) makes the same command re-distil from it.
 BEST_TEACHER = "best"
-# No ImageNet MobileNetV2 here: the encoder starts from the published PIPNet MobileNetV2's trunk (same layers),
-# and the heatmap loss weighs the peak pixels (heatmap_fg_weight) so a CPU-length schedule leaves flat maps.
+# As in the paper the encoder starts from ImageNet (`--pretrained FILE`: the file in ../shared, since nothing is
+# downloaded; without it, from scratch), not from a landmark trunk the teacher's features would merely repeat.
+# Trained on 300-W's fit split so that val can choose between arms; the heatmap loss weighs the peak pixels
+# (heatmap_fg_weight), without which a CPU-length schedule leaves flat maps.
 RECIPES["mobilefan_300w"] = replace(RECIPES["mobilefan_300w"], teacher=BEST_TEACHER, pretrained=False,
                                     weight_decay=5e-4, optimizer="adamw", augment=SCRATCH["augment"],
-                                    init="pipnet_mbv2_300w", heatmap_fg_weight=10.0, epochs=4)
+                                    heatmap_fg_weight=10.0, epochs=4, train_split="fit", val_split="val")
 
 
 # 98-point WFLW entries from what exists here (no WFLW training set): the 50 fewshot_fit faces seen 8 times an
