@@ -196,3 +196,27 @@ def test_a_smaller_input_trains_and_publishes_as_a_variant(tmp_path, monkeypatch
     assert faces[0].landmarks.shape == (68, 2) and np.isfinite(faces[0].landmarks).all()
     monkeypatch.setattr(zoo.registry, "_ENTRIES", None)
 
+
+
+def test_pose_balanced_epoch_repeats_faces_by_yaw_and_keeps_unposable_ones_once():
+    from train.loop import TrainData, pose_balanced
+    from train.pose import MODEL_68, estimate_pose
+
+    def face(yaw_deg: float) -> np.ndarray:       # the pose model's six points seen under yaw, in a 68-pt face
+        t = np.radians(yaw_deg)
+        X = np.array(list(MODEL_68.values()))
+        x = np.stack([X[:, 0] * np.cos(t) + X[:, 2] * np.sin(t), X[:, 1]], 1) / 1000 + 0.5
+        lm = np.full((68, 2), 0.5, np.float32)
+        lm[list(MODEL_68)] = x
+        return lm
+
+    lms = np.stack([face(0), face(20), face(60), face(60)])
+    lms[3, 8] = np.nan                              # its chin unlabelled: no pose, seen once
+    assert abs(abs(estimate_pose(lms[2])[0]) - 60) < 1
+    data = TrainData(torch.arange(4, dtype=torch.uint8).view(4, 1, 1, 1).expand(4, 3, 2, 2).contiguous(),
+                     torch.from_numpy(lms), 4, "four faces", torch.tensor([False, False, True, True]))
+    out = pose_balanced(data, "68", (1, 2, 3, 4))
+    assert out.images[:, 0, 0, 0].tolist() == [0, 1, 1, 2, 2, 2, 2, 3]
+    assert out.n_images == 8 and out.coarse.tolist() == [False] * 3 + [True] * 5 and "pose-balanced" in out.source
+    with pytest.raises(ValueError, match="one count"):
+        pose_balanced(data, "68", (1, 2))

@@ -65,6 +65,8 @@ def main(argv: list[str] | None = None) -> int:
                    "pool already holds them completed by teachers)")
     p.add_argument("--input-size", type=int, help="train at another input size than the entry's (a variant, e.g. "
                    "publish --variant fast); a multiple of 32")
+    p.add_argument("--pose-repeat", type=int, nargs=4, metavar=("N0", "N15", "N30", "N45"),
+                   help="times a face is seen per epoch by its |yaw| bin (0-15, 15-30, 30-45, >=45 degrees)")
     p.add_argument("--limit", type=int, help="use only the first N training faces (smoke tests)")
     p.add_argument("--pretrained", type=Path, help="torchvision ImageNet checkpoint file for the backbone")
     p.add_argument("--no-pretrained", action="store_true", help="train from scratch")
@@ -97,7 +99,8 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(a.threads or default_threads())
     over = dict(epochs=a.epochs, batch_size=a.batch_size, lr=a.lr, fa_weight=a.fa_weight, fs_weight=a.fs_weight,
                 init=a.init, heatmap_fg_weight=a.heatmap_fg_weight, train_split=a.train_split, val_split=a.val_split,
-                warmup_epochs=a.warmup_epochs, input_size=a.input_size, seed=a.seed)
+                warmup_epochs=a.warmup_epochs, input_size=a.input_size, seed=a.seed,
+                pose_repeat=tuple(a.pose_repeat) if a.pose_repeat else None)
     if a.no_pretrained:
         over["pretrained"] = False
     if a.pretrained:            # a file named on the command line is loaded, whatever the recipe says

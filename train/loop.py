@@ -23,12 +23,13 @@ from zoo.cpu import cpu_name, simd_summary
 from zoo.crop import normalise_tensor
 from zoo.nets import build_model
 from zoo.nets.backbones import find_imagenet_checkpoint, load_imagenet
-from zoo.schemes import embed_points, get_scheme
+from zoo.schemes import convert_points, embed_points, get_scheme
 
 from .augment import augment_batch
 from .cache import cached_crops
 from .distributed import SINGLE, DistInfo, barrier, mean_across
 from .losses import FeatureAligner, feature_similarity_loss, heatmap_loss, pipnet_loss
+from .pose import MODEL_68, YAW_EDGES, estimate_pose, yaw_bin_labels, yaw_bins
 from .recipes import Recipe, recipe_entry
 from .transfer import init_from
 
@@ -96,7 +97,26 @@ def load_train_data(recipe: Recipe, data_dir: Path, size: int, scale: float, lim
     for pool in recipe.pseudo:
         extra = pool_data(Path(pool), scheme, size, scale, progress)
         parts.append(extra if not limit else TrainData(extra.images[:limit], extra.landmarks[:limit], min(limit, extra.n_images), extra.source))
-    return TrainData.concat(parts) if len(parts) > 1 else parts[0]
+    data = TrainData.concat(parts) if len(parts) > 1 else parts[0]
+    return pose_balanced(data, scheme, recipe.pose_repeat) if recipe.pose_repeat else data
+
+
+def pose_balanced(data: TrainData, scheme: str, repeats: tuple[int, ...]) -> TrainData:
+    """`data` with each face repeated by its |yaw| bin (`repeats[i]` for bin i of YAW_EDGES). A face without
+    the six points the pose fit reads (a pseudo-label the teachers left partly empty) is seen once."""
+    if len(repeats) != len(YAW_EDGES) or min(repeats) < 1:
+        raise ValueError(f"pose_repeat {repeats}: one count >= 1 per |yaw| bin {yaw_bin_labels()}")
+    lms = data.landmarks.numpy()
+    known = np.flatnonzero(np.isfinite(convert_points(lms, scheme, "68")[:, list(MODEL_68)]).all(axis=(1, 2)))
+    bins = yaw_bins(estimate_pose(lms[known], scheme)[:, 0])
+    times = np.ones(data.n_images, np.int64)
+    for k, mask in zip(repeats, bins.values()):
+        times[known[mask]] = k
+    idx = torch.from_numpy(np.repeat(np.arange(data.n_images), times))
+    counts = ", ".join(f"{label} {int(m.sum())} x{k}" for (label, m), k in zip(bins.items(), repeats))
+    log.info("pose-balanced epoch: %d faces -> %d (%s)", data.n_images, len(idx), counts)
+    return TrainData(data.images[idx], data.landmarks[idx], len(idx), f"{data.source}; pose-balanced ({counts})",
+                     data.coarse[idx] if data.coarse is not None else None)
 
 
 def pool_data(pool: Path, scheme: str, size: int, scale: float, progress: bool = True) -> TrainData:

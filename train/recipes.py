@@ -56,6 +56,9 @@ class Recipe:
     init: str | None = None          # zoo entry or model folder whose weights start training (train/transfer.py)
     pseudo: tuple[str, ...] = ()     # pseudo-label pools (train.teachers' pool.npz) added to the training data
     input_size: int | None = None    # None: the entry's; another size trains a variant (publish --variant)
+    # Times a face is seen per epoch by its |yaw| bin (train/pose.py YAW_EDGES: 0-15, 15-30, 30-45, >=45 deg),
+    # estimated from its labels: () sees every face once. Profiles are rare in 300-W and in the teachers' pools.
+    pose_repeat: tuple[int, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
