@@ -197,7 +197,6 @@ def test_a_smaller_input_trains_and_publishes_as_a_variant(tmp_path, monkeypatch
     monkeypatch.setattr(zoo.registry, "_ENTRIES", None)
 
 
-
 def test_pose_balanced_epoch_repeats_faces_by_yaw_and_keeps_unposable_ones_once():
     from train.loop import TrainData, pose_balanced
     from train.pose import MODEL_68, estimate_pose

@@ -23,13 +23,13 @@ from zoo.cpu import cpu_name, simd_summary
 from zoo.crop import normalise_tensor
 from zoo.nets import build_model
 from zoo.nets.backbones import find_imagenet_checkpoint, load_imagenet
-from zoo.schemes import convert_points, embed_points, get_scheme
+from zoo.schemes import embed_points, get_scheme
 
 from .augment import augment_batch
 from .cache import cached_crops
 from .distributed import SINGLE, DistInfo, barrier, mean_across
 from .losses import FeatureAligner, feature_similarity_loss, heatmap_loss, pipnet_loss
-from .pose import MODEL_68, YAW_EDGES, estimate_pose, yaw_bin_labels, yaw_bins
+from .pose import YAW_EDGES, estimate_pose, posable, yaw_bin_labels, yaw_bins
 from .recipes import Recipe, recipe_entry
 from .transfer import init_from
 
@@ -107,7 +107,7 @@ def pose_balanced(data: TrainData, scheme: str, repeats: tuple[int, ...]) -> Tra
     if len(repeats) != len(YAW_EDGES) or min(repeats) < 1:
         raise ValueError(f"pose_repeat {repeats}: one count >= 1 per |yaw| bin {yaw_bin_labels()}")
     lms = data.landmarks.numpy()
-    known = np.flatnonzero(np.isfinite(convert_points(lms, scheme, "68")[:, list(MODEL_68)]).all(axis=(1, 2)))
+    known = np.flatnonzero(posable(lms, scheme))
     bins = yaw_bins(estimate_pose(lms[known], scheme)[:, 0])
     times = np.ones(data.n_images, np.int64)
     for k, mask in zip(repeats, bins.values()):

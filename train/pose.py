@@ -41,6 +41,12 @@ def _rotation(points2d: np.ndarray) -> np.ndarray:
     return np.stack([r1, r2, np.cross(r1, r2)])
 
 
+def posable(landmarks: np.ndarray, scheme: str = "68") -> np.ndarray:
+    """(K,) bool: whether each of (K, N, 2) landmarks labels the six points `estimate_pose` fits (NaN: unlabelled)."""
+    pts = convert_points(np.asarray(landmarks, dtype=np.float64), get_scheme(scheme).name, "68")[:, _IDX]
+    return np.isfinite(pts).all(axis=(1, 2))
+
+
 def estimate_pose(landmarks: np.ndarray, scheme: str = "68") -> np.ndarray:
     """(K, 3) yaw, pitch, roll in degrees for (K, N, 2) or (N, 2) landmarks of a 68- or 98-point scheme."""
     pts = np.asarray(landmarks, dtype=np.float64)

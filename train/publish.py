@@ -123,7 +123,7 @@ def publish(name: str, run: Path, data: Path, split: str | None = None, limit: i
     (dest / "metrics.json").write_text(json.dumps({"fp16": m16, "fp32": m32}, indent=1))
     if ablation:
         # kept beside the weights: refresh_card re-renders it
-        (dest / "ablation.md").write_text(card_section(json.loads(Path(ablation).read_text())))
+        (dest / "ablation.md").write_text(card_section(json.loads(ablation.read_text())))
     refresh_card(name)
     log.info("published %s: sha256 %s, NME %.3f%% (fp32 %.3f%%)", name, sha, 100 * m16["nme"], 100 * m32["nme"])
     return metrics
