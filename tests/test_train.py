@@ -90,6 +90,23 @@ def test_resume_reproduces_the_state(tmp_path):
     assert resumed.history[-1]["loss"] == pytest.approx(straight.history[-1]["loss"], rel=1e-4)
 
 
+def test_best_teacher_is_chosen_on_the_held_out_split(monkeypatch, tmp_path):
+    import train.recipes as recipes
+    from types import SimpleNamespace
+    published = recipes.registry.list_models(dataset="300w", arch="pipnet", published=True)
+    test_best = min(published, key=lambda n: recipes.registry.get(n).metrics["nme"])
+    held_out = {n: (0.05 if n == test_best else 0.04 + 0.001 * i) for i, n in enumerate(published)}
+    asked = []
+    monkeypatch.setattr(recipes, "read_dataset", lambda d, root, split: asked.append((d, root, split)) or [])
+    monkeypatch.setattr(recipes, "load_landmarker", lambda name: name)
+    monkeypatch.setattr(recipes, "evaluate", lambda lm, samples, progress: SimpleNamespace(nme=held_out[lm]))
+    chosen = recipes.resolve_teacher(get_recipe("mobilefan_300w"), tmp_path).teacher
+    assert asked == [("300w", tmp_path, "val")]          # the recipe's val split, never common or challenging
+    assert chosen == min(held_out, key=held_out.get) and chosen != test_best
+    named = get_recipe("mobilefan_300w", teacher="pipnet_r18_300w")
+    assert recipes.resolve_teacher(named, tmp_path) is named and len(asked) == 1
+
+
 def test_distillation_trains_student_and_aligner(tmp_path):
     from zoo.nets import build_model
     teacher = build_model("pipnet", 68, backbone="resnet18").eval()

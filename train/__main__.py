@@ -113,7 +113,7 @@ def main(argv: list[str] | None = None) -> int:
         over.update(teacher=None, fa_weight=0.0, fs_weight=0.0)
     if a.teacher:
         over["teacher"] = a.teacher
-    recipe = resolve_teacher(get_recipe(a.name, paper=a.paper_recipe, **over))
+    recipe = resolve_teacher(get_recipe(a.name, paper=a.paper_recipe, **over), a.data)
     if a.no_distill:
         recipe = replace(recipe, teacher=None)
     out = a.out or Path("runs") / a.name

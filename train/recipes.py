@@ -6,10 +6,17 @@ loss 10 x score-map MSE + 1 x offset L1. No ImageNet checkpoint exists on our ma
 """
 from __future__ import annotations
 
+import logging
 from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
 from typing import Any
 
 from zoo import registry
+
+from .datasets import read_dataset
+from .evaluate import evaluate, load_landmarker
+
+log = logging.getLogger("train.recipes")
 
 
 @dataclass(frozen=True)
@@ -115,17 +122,24 @@ for _b in ("r18", "mbv2"):
         val_split="fewshot_val", repeat=8, partial=("300w/train",), init=f"pipnet_{_b}_300w")
 
 
-def best_teacher(dataset: str) -> str:
-    """The published PIPNet entry of `dataset` with the lowest measured NME."""
-    scored = [(e.metrics["nme"], n) for n in registry.list_models(dataset=dataset, arch="pipnet", published=True)
-              if "nme" in (e := registry.get(n)).metrics]
-    if not scored:
+def best_teacher(dataset: str, data: Path, split: str) -> str:
+    """The published PIPNet entry of `dataset` with the lowest NME on its held-out `split` (ground-truth crops):
+    the teacher is chosen where the student is, never on a test split."""
+    names = registry.list_models(dataset=dataset, arch="pipnet", published=True)
+    if not names:
         raise KeyError(f"no published PIPNet entry for {dataset} to distil from; train one first or pass --teacher")
-    return min(scored)[1]
+    samples = read_dataset(dataset, data, split)
+    scored = sorted((evaluate(load_landmarker(n), samples, progress=False).nme, n) for n in names)
+    log.info("teacher candidates, NME on %s/%s: %s", dataset, split,
+             ", ".join(f"{n} {100 * v:.3f}%" for v, n in scored))
+    return scored[0][1]
 
 
-def resolve_teacher(recipe: Recipe) -> Recipe:
-    return replace(recipe, teacher=best_teacher(recipe.dataset)) if recipe.teacher == BEST_TEACHER else recipe
+def resolve_teacher(recipe: Recipe, data: Path) -> Recipe:
+    """`recipe` with BEST_TEACHER replaced by the entry best_teacher picks on the recipe's val split in `data`."""
+    if recipe.teacher != BEST_TEACHER:
+        return recipe
+    return replace(recipe, teacher=best_teacher(recipe.dataset, data, recipe.val_split or "val"))
 
 
 def get_recipe(name: str, paper: bool = False, **overrides: Any) -> Recipe:
