@@ -16,5 +16,5 @@ EPOCHS=${EPOCHS:-6}
 out=runs/abl68/both_pose_e$EPOCHS
 [ -f "$out/final/model.safetensors" ] || python -m train pipnet_mbv2_300w --data ../shared/data/300w --train-split fit \
     --val-split val --init runs/abl68/before --epochs "$EPOCHS" --lr 5e-4 --quiet --no-eval \
-    --pseudo runs/teachers/wflw68/pool.npz --pose-repeat 1 1 2 4 --out "$out" --resume
+    --pseudo runs/teachers/wflw68/pool.npz --pose-repeat 1 1 2 4 --threads "${THREADS:-2}" --out "$out" --resume
 echo POSE ABLATION DONE

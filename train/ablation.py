@@ -8,8 +8,8 @@
 "arm" (rows sharing an arm differ only by seed: the table adds their mean)}. A
 column is `dataset/split[:points]`, scored in that scheme (a 98-point model on 300-W in the 68 shared points).
 Held-out columns (val, fewshot_val) are the ones that choose; test columns only report. A row whose model is
-missing (a run folder deleted) keeps the scores the JSON already holds for it. The table goes to --json and,
-with --readme, between `<!-- MARKER:start -->` and `<!-- MARKER:end -->`.
+missing (a run folder deleted), or whose weights have the sha256 they had when scored, keeps the scores the JSON
+already holds for it. The table goes to --json and, with --readme, between `<!-- MARKER:start -->` and `<!-- MARKER:end -->`.
 """
 from __future__ import annotations
 
@@ -19,6 +19,9 @@ import logging
 import sys
 from pathlib import Path
 from typing import Any
+
+from zoo import registry
+from zoo.files import sha256_file
 
 from .datasets import read_dataset, sibling_root
 from .evaluate import evaluate, load_landmarker
@@ -40,6 +43,15 @@ def score(model: str, faces: dict[str, list]) -> dict[str, float]:
     lm = load_landmarker(model)
     return {col: evaluate(lm, samples, scheme=col.partition(":")[2] or None, progress=False).nme
             for col, samples in faces.items()}
+
+
+def weights_id(model: str) -> str | None:
+    """The sha256 of a run folder's or zoo entry's weights (None for a peer): stored scores are reused while it holds."""
+    if Path(model, "model.safetensors").is_file():
+        return sha256_file(Path(model, "model.safetensors"))
+    if model in registry.list_models():
+        return registry.get(model).hub.sha256
+    return None
 
 
 def arm_means(rows: list[dict[str, Any]], columns: list[str]) -> list[dict[str, Any]]:
@@ -89,8 +101,13 @@ def main(argv: list[str] | None = None) -> int:
             log.warning("%s: %s is gone; keeping the stored scores", r["label"], model)
             rows.append({**r, "scores": old.get(r["label"], {}).get("scores", {})})
             continue
+        sha, kept = weights_id(model), old.get(r["label"], {})
+        if sha and kept.get("weights_sha256") == sha and set(a.columns) <= set(kept.get("scores", {})):
+            log.info("%s: same weights as when scored; keeping its scores", r["label"])
+            rows.append({**r, "scores": {c: kept["scores"][c] for c in a.columns}, "weights_sha256": sha})
+            continue
         log.info("scoring %s (%s)", r["label"], model)
-        rows.append({**r, "scores": score(model, faces)})
+        rows.append({**r, "scores": score(model, faces), **({"weights_sha256": sha} if sha else {})})
     a.json.parent.mkdir(parents=True, exist_ok=True)
     a.json.write_text(json.dumps({"columns": a.columns, "rows": rows,
                                   "command": "python -m train.ablation " + " ".join(argv or sys.argv[1:])}, indent=1))
