@@ -8,10 +8,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 EPOCHS=${EPOCHS:-3}
-U=../shared/data/wflw/WFLW_annotations/unlabeled_images.txt
-[ -f runs/teachers/wflw68/pool.npz ] || python -m train.teachers 68 --data ../shared/data \
-    --teachers pfld_ghostone mediapipe --unlabeled $U --out runs/teachers/wflw68 --quiet
-C="python -m train mobilefan_300w --data ../shared/data/300w --pretrained ../shared/weights/imagenet_mbv2/mobilenet_v2_imagenet_zoo_norm.pth --pseudo runs/teachers/wflw68/pool.npz --epochs $EPOCHS ${TEACHER:+--teacher $TEACHER} --threads 1 --quiet --no-eval"
+. scripts/common.sh
+pool runs/teachers/wflw68 pfld_ghostone mediapipe
+weights_at mobilefan_300w 84d871c runs/mfan_before      # the table's first row: the model published before
+C="python -m train mobilefan_300w --data ../shared/data/300w --pretrained ../shared/weights/imagenet_mbv2/mobilenet_v2_imagenet_zoo_norm.pth --pseudo $POOL68 --epochs $EPOCHS ${TEACHER:+--teacher $TEACHER} --threads 1 --quiet --no-eval"
 mkdir -p runs/logs
 run() { arm=$1 seed=$2; shift 2; out=runs/mfan/${arm}_s$seed
         [ -f "$out/final/model.safetensors" ] || $C --seed "$seed" --out "$out" --resume "$@" > runs/logs/mfan_${arm}_s$seed.log 2>&1; }

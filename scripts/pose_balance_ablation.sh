@@ -5,16 +5,12 @@
 # degrees). Its twin without --pose-repeat is that script's runs/abl68/both. Resumes like it.
 set -euxo pipefail
 cd "$(dirname "$0")/.."
-U=../shared/data/wflw/WFLW_annotations/unlabeled_images.txt
-[ -f runs/teachers/wflw68/pool.npz ] || python -m train.teachers 68 --data ../shared/data \
-    --teachers pfld_ghostone mediapipe --unlabeled $U --out runs/teachers/wflw68 --quiet
-if [ ! -f runs/abl68/before/model.safetensors ]; then
-  mkdir -p runs/abl68/before
-  for f in model.safetensors config.json; do git show 887a47e:zoo/weights/pipnet_mbv2_300w/$f > runs/abl68/before/$f; done
-fi
+. scripts/common.sh
+pool runs/teachers/wflw68 pfld_ghostone mediapipe
+weights_at pipnet_mbv2_300w 887a47e runs/abl68/before
 EPOCHS=${EPOCHS:-6}
 out=runs/abl68/both_pose_e$EPOCHS
 [ -f "$out/final/model.safetensors" ] || python -m train pipnet_mbv2_300w --data ../shared/data/300w --train-split fit \
     --val-split val --init runs/abl68/before --epochs "$EPOCHS" --lr 5e-4 --quiet --no-eval \
-    --pseudo runs/teachers/wflw68/pool.npz --pose-repeat 1 1 2 4 --threads "${THREADS:-2}" --out "$out" --resume
+    --pseudo $POOL68 --pose-repeat 1 1 2 4 --threads "${THREADS:-2}" --out "$out" --resume
 echo POSE ABLATION DONE

@@ -4,18 +4,14 @@
 # Resumes: a finished arm is skipped, an unfinished one continues from its checkpoint.
 set -euxo pipefail
 cd "$(dirname "$0")/.."
-U=../shared/data/wflw/WFLW_annotations/unlabeled_images.txt
-pool() { out=$1; shift; [ -f "$out/pool.npz" ] || python -m train.teachers 68 --data ../shared/data --teachers "$@" --unlabeled $U --out "$out" --quiet; }
+. scripts/common.sh
 pool runs/teachers/wflw68 pfld_ghostone mediapipe
 pool runs/teachers/wflw68_pfld_ghostone pfld_ghostone
 pool runs/teachers/wflw68_mediapipe mediapipe
-if [ ! -f runs/abl68/before/model.safetensors ]; then    # the weights published before the peer-taught ones
-  mkdir -p runs/abl68/before
-  for f in model.safetensors config.json; do git show 887a47e:zoo/weights/pipnet_mbv2_300w/$f > runs/abl68/before/$f; done
-fi
+weights_at pipnet_mbv2_300w 887a47e runs/abl68/before      # the weights published before the peer-taught ones
 C="python -m train pipnet_mbv2_300w --data ../shared/data/300w --train-split fit --val-split val --init runs/abl68/before --epochs 6 --lr 5e-4 --quiet --no-eval"
 run() { out=$1; shift; [ -f "$out/final/model.safetensors" ] || $C --out "$out" --resume "$@"; }
-run runs/abl68/both --pseudo runs/teachers/wflw68/pool.npz
+run runs/abl68/both --pseudo $POOL68
 run runs/abl68/none
 run runs/abl68/pfld --pseudo runs/teachers/wflw68_pfld_ghostone/pool.npz
 run runs/abl68/mediapipe --pseudo runs/teachers/wflw68_mediapipe/pool.npz
