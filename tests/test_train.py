@@ -166,11 +166,13 @@ def test_ablation_card_section_averages_the_seeds_of_an_arm():
     rows = [{"label": f"both, seed {s}", "arm": "both", "data": "fit", "model": f"runs/both_s{s}/final",
              "scores": {"300w/val": v, "300w/common": c}} for s, v, c in ((0, 0.040, 0.036), (1, 0.042, 0.038))]
     rows.append({"label": "old", "data": "train", "model": "mobilefan_300w", "scores": {"300w/val": 0.05}})
+    rows.append({"label": "by |yaw|", "data": "fit", "model": "runs/pose/final", "scores": {}})
     md = card_section({"columns": cols, "rows": rows, "command": "python -m train.ablation --rows r.json"})
     assert md.startswith("## Ablation") and "`python -m train.ablation --rows r.json`" in md
     assert "| both, seed 1 | fit | 4.20 | 3.80 |" in md
     assert "| **both**, mean of 2 seeds | fit | 4.10 | 3.70 |" in md
     assert "| old | train | 5.00 | – |" in md            # a score it lacks stays empty, never invented
+    assert "| by \\|yaw\\| | fit | – | – |" in md       # a | in a label stays in its cell
 
 def test_card_says_whose_labels_a_peer_taught_model_learned_from(tmp_path):
     import json

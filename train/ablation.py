@@ -71,7 +71,8 @@ def table(rows: list[dict[str, Any]], columns: list[str]) -> str:
     out = [head + " |", "|---|---|" + "---|" * len(columns)]
     for r in rows + arm_means(rows, columns):
         cells = [f"{100 * r['scores'][c]:.2f}" if c in r.get("scores", {}) else "–" for c in columns]
-        out.append(f"| {r['label']} | {r['data']} | " + " | ".join(cells) + " |")
+        label, data = (str(r[k]).replace("|", "\\|") for k in ("label", "data"))     # a bare | splits the cell
+        out.append(f"| {label} | {data} | " + " | ".join(cells) + " |")
     return "\n".join(out) + "\n"
 
 
