@@ -9,7 +9,8 @@
 column is `dataset/split[:points]`, scored in that scheme (a 98-point model on 300-W in the 68 shared points).
 Held-out columns (val, fewshot_val) are the ones that choose; test columns only report. A row whose model is
 missing (a run folder deleted), or whose weights have the sha256 they had when scored, keeps the scores the JSON
-already holds for it. The table goes to --json and, with --readme, between `<!-- MARKER:start -->` and `<!-- MARKER:end -->`.
+already holds for it. The table goes to --json and, with --readme, between `<!-- MARKER:start -->` and
+`<!-- MARKER:end -->`.
 """
 from __future__ import annotations
 
@@ -46,7 +47,7 @@ def score(model: str, faces: dict[str, list]) -> dict[str, float]:
 
 
 def weights_id(model: str) -> str | None:
-    """The sha256 of a run folder's or zoo entry's weights (None for a peer): stored scores are reused while it holds."""
+    """The sha256 of a run folder's or zoo entry's weights (None for a peer): stored scores stand while it holds."""
     if Path(model, "model.safetensors").is_file():
         return sha256_file(Path(model, "model.safetensors"))
     if model in registry.list_models():
