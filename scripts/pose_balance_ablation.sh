@@ -2,7 +2,8 @@
 # Pose-balanced sampling (README, "Pose-balanced epochs"): pipnet_mbv2_300w, 6 more epochs from the weights
 # published before the peers taught it (runs/abl68/before, as in scripts/teachers68_ablation.sh), on 300-W fit +
 # the two-teacher 68-point pool, each face seen 1/1/2/4 times an epoch by its |yaw| bin (0-15/15-30/30-45/>=45
-# degrees). Its twin without --pose-repeat is that script's runs/abl68/both. Resumes like it.
+# degrees). Its twin without --pose-repeat is that script's runs/abl68/both; EPOCHS=12 gives the twin of the
+# published runs/mbv2_300w_t12. THREADS=N sets torch's threads (default 2). Resumes like it.
 set -euxo pipefail
 cd "$(dirname "$0")/.."
 . scripts/common.sh

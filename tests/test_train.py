@@ -107,6 +107,34 @@ def test_best_teacher_is_chosen_on_the_held_out_split(monkeypatch, tmp_path):
     assert recipes.resolve_teacher(named, tmp_path) is named and len(asked) == 1
 
 
+def test_a_resumed_run_keeps_its_teacher_and_no_distill_ranks_none(tmp_path, monkeypatch):
+    import train.__main__ as cli
+    import train.recipes as recipes
+    seen = []
+    real = cli.resolve_teacher
+
+    def resolved(recipe, data):
+        out = real(recipe, data)
+        seen.append(out.teacher)
+        return out
+
+    def stop(*args, **kwargs):
+        raise RuntimeError("stop after the recipe")
+
+    monkeypatch.setattr(recipes, "best_teacher", lambda *args: seen.append("ranked") or "pipnet_mbv2_300w")
+    monkeypatch.setattr(cli, "resolve_teacher", resolved)
+    monkeypatch.setattr(cli, "init_from_env", stop)
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "recipe.json").write_text(json.dumps({"teacher": "pipnet_r18_300w"}))
+    for extra, expect in ((["--resume"], ["pipnet_r18_300w"]), (["--no-distill"], [None]),
+                          ([], ["ranked", "pipnet_mbv2_300w"])):
+        seen.clear()
+        with pytest.raises(RuntimeError, match="stop"):
+            cli.main(["mobilefan_300w", "--data", str(tmp_path), "--out", str(run), *extra])
+        assert seen == expect, extra
+
+
 def test_distillation_trains_student_and_aligner(tmp_path):
     from zoo.nets import build_model
     teacher = build_model("pipnet", 68, backbone="resnet18").eval()

@@ -21,7 +21,7 @@ from zoo.cpu import default_threads, native_bf16
 from .distributed import init_from_env, main_first, shutdown
 from .loop import Trainer, load_train_data
 from .output import finish
-from .recipes import get_recipe, recipe_entry, resolve_teacher
+from .recipes import BEST_TEACHER, get_recipe, recipe_entry, resolve_teacher
 
 log = logging.getLogger("train")
 
@@ -110,13 +110,17 @@ def main(argv: list[str] | None = None) -> int:
     if a.pseudo:
         over["pseudo"] = tuple(str(x) for x in a.pseudo)
     if a.no_distill:
-        over.update(teacher=None, fa_weight=0.0, fs_weight=0.0)
+        over.update(fa_weight=0.0, fs_weight=0.0)
     if a.teacher:
         over["teacher"] = a.teacher
-    recipe = resolve_teacher(get_recipe(a.name, paper=a.paper_recipe, **over), a.data)
-    if a.no_distill:
+    recipe = get_recipe(a.name, paper=a.paper_recipe, **over)
+    if a.no_distill:                        # get_recipe drops None overrides, so the teacher goes here
         recipe = replace(recipe, teacher=None)
     out = a.out or Path("runs") / a.name
+    started = out / "recipe.json"
+    if a.resume and recipe.teacher == BEST_TEACHER and started.is_file():
+        recipe = replace(recipe, teacher=json.loads(started.read_text()).get("teacher"))   # the one it began with
+    recipe = resolve_teacher(recipe, a.data)
     dist, device = init_from_env(a.device)
     try:
         if not a.resume and (out / "checkpoint.pt").exists():
